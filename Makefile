@@ -1,0 +1,54 @@
+# The two commands of the README. Both create or reuse .venv and install what they need,
+# Debian packages included (when missing; sudo is used when not root).
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.robot_rl-installed
+# Offscreen MuJoCo rendering (EGL/Mesa) and pyrealsense2 (libusb).
+SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libusb-1.0-0
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+export MUJOCO_GL ?= egl
+export PYNPUT_BACKEND ?= dummy
+
+.PHONY: run test lint setup system-deps benchmarks clean
+
+run: setup  ## set up, then run the main job on the simulated arm
+	$(BIN)/robot-rl rollout task=pick_cube policy=expert episodes=10
+
+test: setup  ## set up, then lint and run the test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+benchmarks: setup
+	$(BIN)/python benchmarks/sim_speed.py
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@if ! command -v dpkg-query >/dev/null; then \
+	  echo "note: not a Debian/Ubuntu system; install EGL (Mesa) and libusb-1.0 yourself"; exit 0; fi; \
+	missing=$$(for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): setup.py pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "robot_rl needs Python >= 3.11 (found $(PYTHON))"; exit 1; }
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info runs

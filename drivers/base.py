@@ -1,0 +1,108 @@
+"""The three interfaces every robot backend is built from.
+
+A driver owns one device. It reports what the device measured with the time it was
+measured, and takes commands; it never decides what to command. Direct mode uses drivers
+in-process, the ROS nodes wrap the same classes, and the simulator implements them too.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera image: uint8 H×W×3 RGB, and the capture time in seconds."""
+
+    image: np.ndarray
+    stamp: float
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    """Pinhole intrinsics, as in ``sensor_msgs/CameraInfo`` (no distortion means zeros)."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    frame_id: str
+    distortion: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+    @property
+    def k(self) -> np.ndarray:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class ArmState:
+    """Joint angles and rates, end-effector pose (x, y, z, qw, qx, qy, qz; base frame),
+    contact wrench at the tool (fx, fy, fz, tx, ty, tz; base frame) and measurement time."""
+
+    q: np.ndarray
+    dq: np.ndarray
+    ee_pose: np.ndarray
+    wrench: np.ndarray
+    stamp: float
+
+
+@dataclass(frozen=True)
+class GripperState:
+    """Opening between the fingers in metres, and measurement time."""
+
+    width: float
+    stamp: float
+
+
+class Camera(ABC):
+    name: str
+
+    @abstractmethod
+    def read(self) -> Frame:
+        """The newest frame. Raises if the camera is gone, never returns a stale frame silently."""
+
+    @abstractmethod
+    def info(self) -> CameraInfo: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the device."""
+
+
+class Arm(ABC):
+    @abstractmethod
+    def state(self) -> ArmState: ...
+
+    @abstractmethod
+    def command(self, target: np.ndarray) -> None:
+        """Move towards an end-effector target pose (x, y, z, qw, qx, qy, qz; base frame)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Hold the current pose. Never clears a robot fault."""
+
+    @property
+    @abstractmethod
+    def home_pose(self) -> np.ndarray:
+        """The end-effector pose episodes start from."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the device."""
+
+
+class Gripper(ABC):
+    max_width: float
+
+    @abstractmethod
+    def state(self) -> GripperState: ...
+
+    @abstractmethod
+    def command(self, width: float) -> None:
+        """Move the fingers to ``width`` metres apart (0 closes, ``max_width`` opens fully)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the device."""

@@ -1,0 +1,168 @@
+"""Loading the hydra config tree, validated against a typed schema.
+
+Hydra composes ``config/`` with the command line's ``key=value`` overrides; the result is
+merged into the dataclass schema below, so a wrong key or a value of the wrong type fails
+before anything starts, with one line that names the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A config problem the user can fix; its message is one line."""
+
+
+@dataclass
+class Box:
+    low: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    high: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+
+@dataclass
+class RobotConfig:
+    backend: str = "sim"
+    control_hz: float = 10.0
+    physics_dt: float = 0.002
+    home_ee_pos: list[float] = field(default_factory=lambda: [0.45, 0.0, 0.2])
+    start_noise: list[float] = field(default_factory=lambda: [0.04, 0.04, 0.03])
+    workspace: Box = field(default_factory=Box)
+    proprio: list[str] = field(default_factory=lambda: ["ee_pos", "ee_rot6d", "gripper"])
+
+
+@dataclass
+class CameraConfig:
+    resolution: list[int] = field(default_factory=lambda: [128, 128])
+    crop: list[int] | None = None
+    size: list[int] = field(default_factory=lambda: [128, 128])
+
+
+@dataclass
+class ActionConfig:
+    pos_step: float = 0.02
+    rot_step: float = 0.1
+    rotation: bool = False
+    gripper: bool = True
+
+
+@dataclass
+class TaskConfig:
+    name: str = "pick_cube"
+    max_steps: int = 100
+    reward: str = "sparse"
+    terminate_on_success: bool = True
+    success_radius: float = 0.03
+    lift_height: float = 0.08
+    action: ActionConfig = field(default_factory=ActionConfig)
+    cube_region: Box = field(default_factory=Box)
+    target_region: Box = field(default_factory=Box)
+
+
+@dataclass
+class PolicyConfig:
+    name: str = "expert"
+    noise: float = 0.0
+
+
+@dataclass
+class LoggingConfig:
+    progress_bar: bool = True
+
+
+@dataclass
+class Config:
+    robot: RobotConfig = field(default_factory=RobotConfig)
+    cameras: dict[str, CameraConfig] = field(default_factory=dict)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    seed: int = 0
+    episodes: int = 10
+    video: str | None = None
+    run_dir: str | None = None
+
+
+def config_dir() -> Path:
+    """The config tree: $ROBOT_RL_CONFIG_DIR, the source checkout, or share/robot_rl/config."""
+    here = Path(__file__).resolve()
+    candidates = [
+        Path(os.environ["ROBOT_RL_CONFIG_DIR"]) if "ROBOT_RL_CONFIG_DIR" in os.environ else None,
+        here.parents[1] / "config",  # source checkout, editable install, setup.py develop
+        Path(sys.prefix) / "share" / "robot_rl" / "config",  # pip install into an environment
+    ]
+    if len(here.parents) > 4:  # colcon: <prefix>/lib/pythonX.Y/site-packages/robot_rl/config.py
+        candidates.append(here.parents[4] / "share" / "robot_rl" / "config")
+    for path in candidates:
+        if path is not None and (path / "config.yaml").is_file():
+            return path
+    searched = ", ".join(str(p) for p in candidates if p is not None)
+    raise ConfigError(f"cannot find the robot_rl config tree (config.yaml); looked in {searched}")
+
+
+def load_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose config.yaml with ``overrides`` and validate it; raises :class:`ConfigError`."""
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            raw = compose(config_name="config", overrides=list(overrides))
+    except HydraException as e:
+        raise ConfigError(_hydra_message(e)) from None
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), raw)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"invalid value for '{e.full_key}': {str(e.msg).splitlines()[0]}") from None
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks that types alone cannot express."""
+
+    def need(ok: bool, key: str, why: str) -> None:
+        if not ok:
+            raise ConfigError(f"invalid value for '{key}': {why} (got {OmegaConf.select(cfg, key)})")
+
+    need(cfg.episodes > 0, "episodes", "must be > 0")
+    need(cfg.robot.control_hz > 0, "robot.control_hz", "must be > 0")
+    need(cfg.robot.physics_dt > 0, "robot.physics_dt", "must be > 0")
+    need(len(cfg.robot.home_ee_pos) == 3, "robot.home_ee_pos", "must be [x, y, z]")
+    for box in ("robot.workspace", "task.cube_region", "task.target_region"):
+        low, high = OmegaConf.select(cfg, f"{box}.low"), OmegaConf.select(cfg, f"{box}.high")
+        need(len(low) == 3 and len(high) == 3, box, "low and high must be [x, y, z]")
+        need(all(lo <= hi for lo, hi in zip(low, high, strict=True)), box, "low must be <= high")
+    need(len(cfg.cameras) > 0, "cameras", "at least one camera is needed")
+    for name, cam in cfg.cameras.items():
+        need(len(cam.size) == 2 and min(cam.size) > 0, f"cameras.{name}.size", "must be [height, width] > 0")
+        need(len(cam.resolution) == 2 and min(cam.resolution) > 0, f"cameras.{name}.resolution",
+             "must be [height, width] > 0")
+        need(cam.crop is None or len(cam.crop) == 4, f"cameras.{name}.crop", "must be [x, y, width, height]")
+    need(cfg.task.max_steps > 0, "task.max_steps", "must be > 0")
+    need(cfg.task.reward in ("sparse", "dense"), "task.reward", "must be 'sparse' or 'dense'")
+    need(cfg.task.action.pos_step > 0, "task.action.pos_step", "must be > 0")
+    need(cfg.task.success_radius > 0, "task.success_radius", "must be > 0")
+    need(cfg.policy.noise >= 0, "policy.noise", "must be >= 0")
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def _hydra_message(e: HydraException) -> str:
+    """Hydra's multi-line composition errors, as one line that names the key."""
+    text = str(e)
+    if m := re.search(r"Could not override '([^']+)'", text):
+        return f"unknown config key '{m[1]}' (to add a new key, write +{m[1]}=...)"
+    if m := re.search(r"Could not find '([^/']+)/([^']+)'", text):
+        options = re.search(r"Available options in '[^']+':(.*?)(Config search path|$)", text, re.S)
+        listed = ", ".join(options[1].split()) if options else "none"
+        return f"no '{m[2]}' in config group '{m[1]}'; available: {listed}"
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())

@@ -1,0 +1,63 @@
+"""Build a :class:`RobotEnv` from a validated config."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from robot_rl.config import ConfigError
+from robot_rl.env.image import CropResize
+from robot_rl.env.robot_env import ActionSpec, RobotEnv
+
+
+def make_env(cfg: DictConfig, render_mode: str | None = None, with_cameras: bool = True) -> RobotEnv:
+    """The env ``cfg`` describes; ``with_cameras=False`` leaves images out (state-only, no rendering)."""
+    robot, task_cfg = cfg.robot, cfg.task
+    if robot.backend != "sim":
+        raise ConfigError(f"invalid value for 'robot.backend': only 'sim' is available in this version, got "
+                          f"{robot.backend!r}")
+    from robot_rl.env.sim_backend import SimBackend
+    from robot_rl.sim.tasks import SIM_TASKS, PickCubeTask, Region
+
+    try:
+        task_cls = SIM_TASKS.get(task_cfg.name)
+    except KeyError as e:
+        raise ConfigError(f"invalid value for 'task.name': {e.args[0]}") from None
+    backend = SimBackend(
+        camera_sizes={name: tuple(cam.resolution) for name, cam in cfg.cameras.items() if with_cameras},
+        home_ee_pos=list(robot.home_ee_pos),
+        start_noise=list(robot.start_noise),
+        physics_dt=robot.physics_dt,
+    )
+    try:
+        regions = {k: Region(tuple(task_cfg[k].low), tuple(task_cfg[k].high)) for k in ("cube_region", "target_region")}
+        extra = {"lift_height": task_cfg.lift_height} if issubclass(task_cls, PickCubeTask) else {}
+        task = task_cls(backend.sim, success_radius=task_cfg.success_radius, **regions, **extra)
+        images = {
+            name: CropResize(tuple(cam.size), None if cam.crop is None else tuple(cam.crop))
+            for name, cam in cfg.cameras.items()
+            if with_cameras
+        }
+        return RobotEnv(
+            backend,
+            task,
+            ActionSpec(**task_cfg.action),
+            images,
+            proprio=list(robot.proprio),
+            max_steps=task_cfg.max_steps,
+            control_hz=robot.control_hz,
+            reward=task_cfg.reward,
+            terminate_on_success=task_cfg.terminate_on_success,
+            workspace=(list(robot.workspace.low), list(robot.workspace.high)),
+            render_mode=render_mode,
+        )
+    except ValueError as e:
+        backend.close()
+        raise ConfigError(str(e)) from None
+
+
+def make_task_env(task: str, overrides: tuple[str, ...] = (), render_mode: str | None = None,
+                  with_cameras: bool = True) -> RobotEnv:
+    """Entry point of the gymnasium ids (``gymnasium.make("robot_rl/PickCube-v0")``)."""
+    from robot_rl.config import load_config
+
+    return make_env(load_config([f"task={task}", *overrides]), render_mode=render_mode, with_cameras=with_cameras)

@@ -1,0 +1,23 @@
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import pytest
+
+from robot_rl.config import load_config
+from robot_rl.env.factory import make_env
+
+
+@pytest.fixture
+def make_sim_env():
+    """Build sim envs from config overrides; closes them after the test."""
+    envs = []
+
+    def build(*overrides: str, with_cameras: bool = True, render_mode: str | None = None):
+        env = make_env(load_config(list(overrides)), render_mode=render_mode, with_cameras=with_cameras)
+        envs.append(env)
+        return env
+
+    yield build
+    for env in envs:
+        env.close()

@@ -1,0 +1,56 @@
+import imageio.v3 as iio
+import pytest
+import yaml
+
+from robot_rl.cli import main
+from robot_rl.config import ConfigError, load_config
+
+
+def test_rollout_prints_a_table_writes_config_and_video(tmp_path, capsys):
+    video = tmp_path / "views.mp4"
+    code = main(["rollout", "task=reach", "policy=expert", "episodes=2", f"run_dir={tmp_path / 'run'}",
+                 f"video={video}", "logging.progress_bar=false"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("episode"))
+    assert lines[header].split() == ["episode", "seed", "steps", "success", "return", "progress"]
+    assert lines[header + 2].split()[3] == "yes" and lines[header + 3].split()[3] == "yes"
+    assert lines[header + 4].split()[:1] == ["all"]
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["task"]["name"] == "reach" and saved["episodes"] == 2
+    frames = iio.imread(video)
+    assert frames.ndim == 4 and frames.shape[0] > 2 and frames.shape[-1] == 3
+
+
+def test_random_policy_runs(tmp_path, capsys):
+    assert main(["rollout", "task=push_cube", "policy=random", "episodes=1", "task.max_steps=5",
+                 f"run_dir={tmp_path}", "logging.progress_bar=false"]) == 0
+    assert " 5 " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        ("episdoes=3", "'episdoes'"),
+        ("episodes=many", "'episodes'"),
+        ("episodes=0", "'episodes'"),
+        ("task=fly", "'fly'"),
+        ("task.reward=shaped", "'task.reward'"),
+        ("robot.workspace.low=[1,0,0]", "'robot.workspace'"),
+        ("cameras.front.crop=[1,2]", "'cameras.front.crop'"),
+        ("policy.name=clever", "'policy.name'"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(override, names, tmp_path, capsys):
+    code = main(["rollout", override, f"run_dir={tmp_path}", "logging.progress_bar=false"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and names in err and "Traceback" not in err
+
+
+def test_load_config_defaults():
+    cfg = load_config()
+    assert cfg.task.name == "pick_cube" and cfg.robot.backend == "sim" and set(cfg.cameras) == {"front", "wrist"}
+    with pytest.raises(ConfigError):
+        load_config(["seed=x"])
