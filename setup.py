@@ -57,8 +57,10 @@ INSTALL = [
     "imageio>=2.31",
     "imageio-ffmpeg>=0.5",
     "tqdm>=4.66",
+    "grpcio>=1.85.1",
+    "protobuf>=7.35.1",
 ]
-TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"]
+TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "grpcio-tools==1.85.1"]
 
 setup(
     name=PACKAGE,
@@ -70,7 +72,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]) + sub_packages("drivers") + sub_packages("calibration"),
     package_dir={f"{PACKAGE}.drivers": "drivers", f"{PACKAGE}.calibration": "calibration"},
-    package_data={f"{PACKAGE}.sim": ["assets/*.xml"]},
+    package_data={f"{PACKAGE}.sim": ["assets/*.xml"], f"{PACKAGE}.transport": ["*.proto"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -19,23 +19,83 @@ def _run_dir(cfg, command: str) -> Path:
 
 def cmd_rollout(overrides: list[str]) -> int:
     """Run a policy (expert or random) for some episodes and print a per-episode table."""
+    from robot_rl.data import StoreSpec
     from robot_rl.env.factory import make_env
     from robot_rl.rollout import make_policy, results_table, rollout
 
     cfg = load_config(overrides)
     env = make_env(cfg, render_mode="rgb_array" if cfg.video else None)
+    store = None
     try:
         policy = make_policy(cfg, env, cfg.seed)
         run_dir = _run_dir(cfg, "rollout")
-        results = rollout(env, policy, cfg.episodes, cfg.seed, cfg.video, cfg.logging.progress_bar)
+        if cfg.record:
+            store = _open_for_recording(Path(cfg.record), StoreSpec.from_spaces(env.observation_space,
+                                                                                env.action_space.shape[0]))
+        source = "demo" if cfg.policy.name == "expert" else "eval"
+        results = rollout(env, policy, cfg.episodes, cfg.seed, cfg.video, cfg.logging.progress_bar, store, source)
     finally:
+        if store is not None:
+            store.close()
         env.close()
     table = results_table(results)
     (run_dir / "episodes.txt").write_text(table + "\n")
     print(f"task={cfg.task.name} policy={cfg.policy.name} robot={cfg.robot.backend}")
     print(table)
-    print(f"config and results: {run_dir}" + (f"; video: {cfg.video}" if cfg.video else ""))
+    print(f"config and results: {run_dir}" + (f"; video: {cfg.video}" if cfg.video else "")
+          + (f"; recorded to: {cfg.record}" if cfg.record else ""))
     return 0
+
+
+def _open_for_recording(path: Path, spec):
+    """Append to the store at ``path`` if it exists (same spec), else create it."""
+    from robot_rl.data import EpisodeStore
+
+    if not path.exists():
+        return EpisodeStore.create(path, spec)
+    store = EpisodeStore.open(path, mode="a")
+    if store.spec != spec:
+        store.close()
+        raise ConfigError(f"invalid value for 'record': {path} holds episodes of another observation/action "
+                          f"layout; record to a new path")
+    return store
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Inspect an EpisodeStore: info, check, video."""
+    from robot_rl.data import EpisodeStore
+    from robot_rl.data.inspect import episode_frames, store_info
+    from robot_rl.rollout import write_video
+
+    try:
+        store = EpisodeStore.open(args.path, mode="r")
+    except (FileNotFoundError, ValueError) as e:
+        print(f"robot-rl: {e}", file=sys.stderr)
+        return 2
+    with store:
+        if args.action == "info":
+            print(store_info(store))
+            return 0
+        if args.action == "check":
+            problems = store.check()
+            for problem in problems:
+                print(f"damaged: {problem}")
+            print(f"{args.path}: {len(store.episodes())} episodes, "
+                  + ("no damage found" if not problems else f"{len(problems)} problem(s)"))
+            return 1 if problems else 0
+        opts = dict(item.split("=", 1) for item in args.options)
+        unknown = sorted(set(opts) - {"episode", "out", "fps"})
+        if unknown or "episode" not in opts:
+            print("robot-rl: usage: robot-rl data video PATH episode=N [out=episode.mp4] [fps=10]", file=sys.stderr)
+            return 2
+        index = int(opts["episode"])
+        if not 0 <= index < len(store.episodes()):
+            print(f"robot-rl: {args.path} has episodes 0..{len(store.episodes()) - 1}, not {index}", file=sys.stderr)
+            return 2
+        out = opts.get("out", f"episode_{index}.mp4")
+        write_video(out, episode_frames(store, index), fps=float(opts.get("fps", 10)))
+        print(f"wrote {out}")
+        return 0
 
 
 COMMANDS = {"rollout": cmd_rollout}
@@ -51,8 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, fn in COMMANDS.items():
         p = sub.add_parser(name, help=fn.__doc__.splitlines()[0], description=fn.__doc__)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    data = sub.add_parser("data", help=cmd_data.__doc__, description=cmd_data.__doc__)
+    data.add_argument("action", choices=["info", "check", "video"])
+    data.add_argument("path", help="an EpisodeStore (.zarr folder)")
+    data.add_argument("options", nargs="*", metavar="key=value", help="video: episode=N out=PATH fps=10")
     args = parser.parse_args(argv)
     try:
+        if args.command == "data":
+            return cmd_data(args)
         return COMMANDS[args.command](args.overrides)
     except ConfigError as e:
         print(f"robot-rl: config error: {e}", file=sys.stderr)

@@ -89,7 +89,75 @@ class Config:
     seed: int = 0
     episodes: int = 10
     video: str | None = None
+    record: str | None = None
     run_dir: str | None = None
+
+
+@dataclass
+class AgentSection:
+    encoder: str = "patchify"
+    encoder_features: int = 50
+    resnet_path: str | None = None
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    num_critics: int = 2
+    num_target_critics: int | None = None
+    discount: float = 0.97
+    tau: float = 0.005
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    temperature_lr: float = 3e-4
+    init_temperature: float = 0.01
+    target_entropy: float | None = None
+    actor_update_every: int = 2
+    augmentation_pad: int = 4
+    grad_clip: float | None = None
+    mixed_precision: bool = True
+
+
+@dataclass
+class TLSSection:
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None
+
+
+@dataclass
+class LearnerSection:
+    batch_size: int = 256
+    warmup_transitions: int = 500
+    utd_ratio: float = 1.0
+    demo_ratio: float = 0.5
+    capacity: int = 200_000
+    publish_every: int = 50
+    checkpoint_every: int = 1000
+    record: bool = True
+    device: str = "auto"
+    address: str = "127.0.0.1:50051"
+    token: str | None = None
+    tls: TLSSection = field(default_factory=TLSSection)
+
+
+@dataclass
+class TrainSection:
+    env_steps: int = 5000
+    processes: int = 2
+    random_steps: int = 500
+    demos: int = 0
+    eval_every: int = 1000
+    eval_episodes: int = 10
+    rate_hz: float | None = None
+    weights_every_steps: int = 0
+    threads: int | None = None
+
+
+@dataclass
+class TrainConfig(Config):
+    agent: AgentSection = field(default_factory=AgentSection)
+    learner: LearnerSection = field(default_factory=LearnerSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+
+SCHEMAS = {"config": Config, "train": TrainConfig}
 
 
 def config_dir() -> Path:
@@ -109,15 +177,15 @@ def config_dir() -> Path:
     raise ConfigError(f"cannot find the robot_rl config tree (config.yaml); looked in {searched}")
 
 
-def load_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Compose config.yaml with ``overrides`` and validate it; raises :class:`ConfigError`."""
+def load_config(overrides: list[str] | tuple[str, ...] = (), name: str = "config") -> DictConfig:
+    """Compose ``<name>.yaml`` with ``overrides`` and validate it; raises :class:`ConfigError`."""
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            raw = compose(config_name="config", overrides=list(overrides))
+            raw = compose(config_name=name, overrides=list(overrides))
     except HydraException as e:
         raise ConfigError(_hydra_message(e)) from None
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(Config), raw)
+        cfg = OmegaConf.merge(OmegaConf.structured(SCHEMAS[name]), raw)
     except OmegaConfBaseException as e:
         raise ConfigError(f"invalid value for '{e.full_key}': {str(e.msg).splitlines()[0]}") from None
     validate(cfg)
@@ -150,6 +218,35 @@ def validate(cfg: DictConfig) -> None:
     need(cfg.task.action.pos_step > 0, "task.action.pos_step", "must be > 0")
     need(cfg.task.success_radius > 0, "task.success_radius", "must be > 0")
     need(cfg.policy.noise >= 0, "policy.noise", "must be >= 0")
+    if "train" in cfg:
+        validate_training(cfg)
+
+
+def validate_training(cfg: DictConfig) -> None:
+    def need(ok: bool, key: str, why: str) -> None:
+        if not ok:
+            raise ConfigError(f"invalid value for '{key}': {why} (got {OmegaConf.select(cfg, key)})")
+
+    need(cfg.agent.encoder in ("patchify", "drq", "resnet"), "agent.encoder", "must be patchify, drq or resnet")
+    need(cfg.agent.encoder != "resnet" or cfg.agent.resnet_path is not None, "agent.resnet_path",
+         "encoder=resnet needs a local model folder")
+    need(cfg.agent.num_critics >= 1, "agent.num_critics", "must be >= 1")
+    need(0 < cfg.agent.discount <= 1, "agent.discount", "must be in (0, 1]")
+    need(0 < cfg.agent.tau <= 1, "agent.tau", "must be in (0, 1]")
+    need(cfg.agent.init_temperature > 0, "agent.init_temperature", "must be > 0")
+    need(cfg.agent.augmentation_pad >= 0, "agent.augmentation_pad", "must be >= 0")
+    need(cfg.learner.batch_size >= 1, "learner.batch_size", "must be >= 1")
+    need(0 <= cfg.learner.demo_ratio <= 1, "learner.demo_ratio", "must be in [0, 1]")
+    need(cfg.learner.utd_ratio > 0, "learner.utd_ratio", "must be > 0")
+    need(cfg.learner.device == "auto" or cfg.learner.device.split(":")[0] in ("cpu", "cuda"), "learner.device",
+         "must be auto, cpu or cuda[:N]")
+    need(":" in cfg.learner.address, "learner.address", "must be host:port")
+    need(cfg.train.env_steps > 0, "train.env_steps", "must be > 0")
+    need(cfg.train.processes in (1, 2), "train.processes", "must be 1 or 2")
+    need(cfg.train.demos >= 0, "train.demos", "must be >= 0")
+    need(cfg.train.eval_every > 0 and cfg.train.eval_episodes > 0, "train.eval_every",
+         "eval_every and eval_episodes must be > 0")
+    need(cfg.train.rate_hz is None or cfg.train.rate_hz > 0, "train.rate_hz", "must be > 0 or null")
 
 
 def to_yaml(cfg: DictConfig) -> str:

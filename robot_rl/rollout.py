@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +13,7 @@ from tqdm import tqdm
 from robot_rl.config import ConfigError
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.report import format_table
-
-Policy = Callable[[dict[str, np.ndarray]], np.ndarray]
+from robot_rl.rl.actor import Actor
 
 
 @dataclass(frozen=True)
@@ -24,52 +23,51 @@ class EpisodeResult:
     steps: int
     success: bool
     episode_return: float
-    final_progress: float
 
 
-def make_policy(cfg: DictConfig, env: RobotEnv, seed: int) -> Policy:
+class FunctionPolicy:
+    """Adapts ``obs -> action`` callables (scripted expert, random) to the actor's policy API."""
+
+    def __init__(self, fn: Callable[[Mapping[str, np.ndarray]], np.ndarray]):
+        self.fn = fn
+
+    def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        return self.fn(obs)
+
+
+def make_policy(cfg: DictConfig, env: RobotEnv, seed: int) -> FunctionPolicy:
     name = cfg.policy.name
     if name == "expert":
         from robot_rl.sim.expert import ScriptedExpert
 
         try:
-            return ScriptedExpert(env, noise=cfg.policy.noise, seed=seed).act
+            return FunctionPolicy(ScriptedExpert(env, noise=cfg.policy.noise, seed=seed).act)
         except ValueError as e:
             raise ConfigError(f"invalid value for 'policy.name': {e}") from None
     if name == "random":
         space = env.action_space
         space.seed(seed)
-        return lambda obs: space.sample()
+        return FunctionPolicy(lambda obs: space.sample())
     raise ConfigError(f"invalid value for 'policy.name': unknown policy {name!r}; choose one of ['expert', 'random']")
 
 
-def rollout(env: RobotEnv, policy: Policy, episodes: int, seed: int, video: str | Path | None = None,
-            progress_bar: bool = True) -> list[EpisodeResult]:
-    """Run ``episodes`` episodes (episode i seeded with ``seed + i``)."""
+def rollout(env: RobotEnv, policy: FunctionPolicy, episodes: int, seed: int, video: str | Path | None = None,
+            progress_bar: bool = True, store: object | None = None, source: str = "eval") -> list[EpisodeResult]:
+    """Run ``episodes`` episodes (episode i seeded with ``seed + i``), optionally recording them."""
     frames: list[np.ndarray] = []
-    results: list[EpisodeResult] = []
+    actor = Actor(env, policy, store=store, seed=seed, source=source,
+                  observer=(lambda: frames.append(env.render())) if video is not None else None)
     bar = tqdm(total=episodes, unit="ep", disable=not progress_bar, dynamic_ncols=True)
     try:
-        for i in range(episodes):
-            obs, info = env.reset(seed=seed + i)
-            if video is not None:
-                frames.append(env.render())
-            total, steps, done = 0.0, 0, False
-            while not done:
-                obs, reward, terminated, truncated, info = env.step(policy(obs))
-                total += reward
-                steps += 1
-                done = terminated or truncated
-                if video is not None:
-                    frames.append(env.render())
-            results.append(EpisodeResult(i, seed + i, steps, bool(info["is_success"]), total, info["progress"]))
+        for _ in range(episodes):
+            actor.run(max_episodes=1)
             bar.update(1)
-            bar.set_postfix(success=f"{np.mean([r.success for r in results]):.0%}")
+            bar.set_postfix(success=f"{np.mean([e.success for e in actor.episodes]):.0%}")
     finally:
         bar.close()
     if video is not None:
         write_video(video, frames, fps=env.metadata["render_fps"])
-    return results
+    return [EpisodeResult(e.episode, seed + e.episode, e.steps, e.success, e.episode_return) for e in actor.episodes]
 
 
 def write_video(path: str | Path, frames: list[np.ndarray], fps: float) -> None:
@@ -82,10 +80,9 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: float) -> None:
 
 
 def results_table(results: list[EpisodeResult]) -> str:
-    rows = [[r.episode, r.seed, r.steps, r.success, f"{r.episode_return:.2f}", f"{r.final_progress:.2f}"]
-            for r in results]
+    rows = [[r.episode, r.seed, r.steps, r.success, f"{r.episode_return:.2f}"] for r in results]
     rate = np.mean([r.success for r in results]) if results else 0.0
     mean_steps = np.mean([r.steps for r in results]) if results else 0.0
     mean_return = np.mean([r.episode_return for r in results]) if results else 0.0
-    rows.append(["all", "", f"{mean_steps:.1f}", f"{rate:.0%}", f"{mean_return:.2f}", ""])
-    return format_table(["episode", "seed", "steps", "success", "return", "progress"], rows)
+    rows.append(["all", "", f"{mean_steps:.1f}", f"{rate:.0%}", f"{mean_return:.2f}"])
+    return format_table(["episode", "seed", "steps", "success", "return"], rows)

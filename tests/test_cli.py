@@ -14,7 +14,7 @@ def test_rollout_prints_a_table_writes_config_and_video(tmp_path, capsys):
     assert code == 0
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("episode"))
-    assert lines[header].split() == ["episode", "seed", "steps", "success", "return", "progress"]
+    assert lines[header].split() == ["episode", "seed", "steps", "success", "return"]
     assert lines[header + 2].split()[3] == "yes" and lines[header + 3].split()[3] == "yes"
     assert lines[header + 4].split()[:1] == ["all"]
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
@@ -54,3 +54,45 @@ def test_load_config_defaults():
     assert cfg.task.name == "pick_cube" and cfg.robot.backend == "sim" and set(cfg.cameras) == {"front", "wrist"}
     with pytest.raises(ConfigError):
         load_config(["seed=x"])
+
+
+def test_record_then_data_info_check_video(tmp_path, capsys):
+    store = tmp_path / "demos.zarr"
+    args = ["task=reach", "episodes=2", f"run_dir={tmp_path / 'run'}", "logging.progress_bar=false"]
+    assert main(["rollout", "policy=expert", f"record={store}", *args]) == 0
+    assert main(["rollout", "policy=random", "task.max_steps=4", f"record={store}", *args]) == 0  # appends
+    capsys.readouterr()
+
+    assert main(["data", "info", str(store)]) == 0
+    info = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in info.splitlines() if line.split()}
+    assert rows["demo"][1:4] == ["2", rows["demo"][2], "100%"]
+    assert rows["eval"][1:3] == ["2", "8"]
+    assert rows["all"][1] == "4"
+
+    assert main(["data", "check", str(store)]) == 0
+    assert "no damage found" in capsys.readouterr().out
+
+    video = tmp_path / "ep.mp4"
+    assert main(["data", "video", str(store), "episode=1", f"out={video}"]) == 0
+    assert iio.imread(video).shape[0] >= 2
+
+    assert main(["data", "video", str(store), "episode=9"]) == 2
+    assert "episodes 0..3" in capsys.readouterr().err
+
+
+def test_data_check_finds_a_corrupt_chunk(tmp_path, capsys):
+    store = tmp_path / "s.zarr"
+    main(["rollout", "task=reach", "episodes=1", f"record={store}", f"run_dir={tmp_path / 'run'}",
+          "logging.progress_bar=false"])
+    chunk = next(p for p in sorted((store / "obs" / "front").rglob("*")) if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(b"\x00garbage" + chunk.read_bytes()[9:])
+    capsys.readouterr()
+    assert main(["data", "check", str(store)]) == 1
+    out = capsys.readouterr().out
+    assert "damaged" in out and "front" in out
+
+
+def test_data_on_a_path_that_is_not_a_store(tmp_path, capsys):
+    assert main(["data", "info", str(tmp_path)]) == 2
+    assert "not an EpisodeStore" in capsys.readouterr().err

@@ -62,7 +62,7 @@ def test_time_limit_is_a_truncation(make_sim_env):
 
 
 def test_success_terminates(make_sim_env):
-    env = make_sim_env("task=reach", with_cameras=False)
+    env = make_sim_env("task=reach", "task.reward=sparse", with_cameras=False)
     trace = _run(env, 0, steps=50)
     assert trace[-1]["reward"] == 1.0 and trace[-1]["progress"] == 1.0
 
@@ -107,3 +107,10 @@ def test_rotation_actions_turn_the_gripper(make_sim_env):
         env.step(np.array([0, 0, 0, 0, 0, 1.0, 0], np.float32))
     angle = 2 * np.arccos(min(1.0, abs(float(np.dot(q0, env.backend.sim.ee_pose().quat)))))
     assert 0.2 < angle < 0.4  # three steps of 0.1 rad about z
+
+
+def test_dense_reward_is_progress_minus_one(make_sim_env):
+    env = make_sim_env("task=reach", "task.reward=dense", with_cameras=False)
+    trace = _run(env, 0, steps=50)
+    assert all(-1.0 <= t["reward"] <= 0.0 for t in trace[1:])
+    assert trace[-1]["reward"] == 0.0 and trace[1]["reward"] == trace[1]["progress"] - 1.0

@@ -178,7 +178,8 @@ class RobotEnv(gym.Env):
 
         obs = self._observe()
         status = self._last_status = self.task.status()
-        reward = float(status.success) if self.reward_kind == "sparse" else status.progress
+        # dense rewards are ≤ 0 so that finishing early pays: progress − 1, and 0 on success
+        reward = float(status.success) if self.reward_kind == "sparse" else status.progress - 1.0
         terminated = status.success and self.terminate_on_success
         truncated = not terminated and self._steps >= self.max_steps
         return obs, reward, terminated, truncated, self._info(status)

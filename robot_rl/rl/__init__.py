@@ -1,0 +1,1 @@
+"""Networks, the SAC/RLPD agent, the actor and learner loops, checkpoints."""

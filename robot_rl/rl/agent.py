@@ -1,0 +1,221 @@
+"""SAC with the tricks that make real-robot RL sample-efficient (RLPD, DrQ, HIL-SERL).
+
+One :meth:`SACAgent.update` is one critic step (and, every ``actor_update_every`` critic
+steps, one actor and temperature step); the learner loop calls it ``utd_ratio`` times per
+environment step. Targets bootstrap through truncations (time limits) and stop only at
+terminations; the replay buffer never pairs steps across episodes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from robot_rl.env.robot_env import STATE_KEY
+from robot_rl.rl.networks import Actor, CriticEnsemble, PixelEncoder, random_shift
+
+Batch = Mapping[str, object]
+
+
+@dataclass
+class AgentConfig:
+    encoder: str = "patchify"  # patchify | drq | resnet
+    encoder_features: int = 50
+    resnet_path: str | None = None  # local transformers ResNet folder, for encoder=resnet
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    num_critics: int = 2
+    num_target_critics: int | None = None  # REDQ: min over a random subset of this size; None: all
+    discount: float = 0.97
+    tau: float = 0.005
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    temperature_lr: float = 3e-4
+    init_temperature: float = 1e-2
+    target_entropy: float | None = None  # None: -|A| / 2
+    actor_update_every: int = 2  # critic:actor update ratio
+    augmentation_pad: int = 4  # DrQ random shift in pixels; 0 turns it off
+    grad_clip: float | None = None
+    mixed_precision: bool = True  # bf16 autocast, CUDA only
+
+    def __post_init__(self) -> None:
+        if self.num_critics < 1:
+            raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
+        if self.num_target_critics is not None and not 1 <= self.num_target_critics <= self.num_critics:
+            raise ValueError(f"num_target_critics must be in [1, num_critics={self.num_critics}], "
+                             f"got {self.num_target_critics}")
+        if not 0 < self.discount <= 1 or not 0 < self.tau <= 1:
+            raise ValueError(f"discount and tau must be in (0, 1], got {self.discount} and {self.tau}")
+        if self.actor_update_every < 1 or self.init_temperature <= 0:
+            raise ValueError("actor_update_every must be >= 1 and init_temperature > 0")
+
+
+class SACAgent:
+    def __init__(self, observation_space: gym.spaces.Dict, action_dim: int, cfg: AgentConfig,
+                 device: str | torch.device = "cpu", seed: int = 0):
+        self.cfg, self.action_dim = cfg, action_dim
+        self.device = torch.device(device)
+        torch.manual_seed(seed)
+        self.cameras = [k for k in observation_space.spaces if k != STATE_KEY]
+        sizes = {observation_space[c].shape[:2] for c in self.cameras}
+        if len(sizes) != 1 or len({*next(iter(sizes))}) != 1:
+            raise ValueError(f"all cameras must deliver the same square image size, got {sorted(sizes)}")
+        image_size = next(iter(sizes))[0]
+        state_dim = observation_space[STATE_KEY].shape[0]
+
+        self.encoder = PixelEncoder(self.cameras, image_size, state_dim, cfg.encoder, cfg.encoder_features,
+                                    cfg.resnet_path).to(self.device)
+        self.critic = CriticEnsemble(self.encoder.out_dim, action_dim, cfg.hidden, cfg.num_critics).to(self.device)
+        self.actor = Actor(self.encoder.out_dim, action_dim, cfg.hidden).to(self.device)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
+        self.target_entropy = -action_dim / 2 if cfg.target_entropy is None else cfg.target_entropy
+
+        trainable_encoder = [p for p in self.encoder.parameters() if p.requires_grad]
+        self.critic_opt = torch.optim.Adam([*trainable_encoder, *self.critic.parameters()], lr=cfg.critic_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temperature_lr)
+        self.updates = 0
+        self.autocast = cfg.mixed_precision and self.device.type == "cuda"
+        if self.device.type == "cuda":
+            self.encoder.to(memory_format=torch.channels_last)
+            self.target_encoder.to(memory_format=torch.channels_last)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.exp()
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        """One action for one observation (numpy in, numpy out)."""
+        batch = {k: torch.as_tensor(np.asarray(v)[None], device=self.device) for k, v in obs.items()}
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            features = self.encoder(self.encoder.backbone_features(self._images(batch, augment=False)),
+                                    batch[STATE_KEY].float())
+            action = self.actor.mode(features) if deterministic else self.actor.sample(features)[0]
+        return action[0].float().cpu().numpy()
+
+    def _images(self, obs: Mapping[str, torch.Tensor], augment: bool) -> dict[str, torch.Tensor]:
+        """uint8 NHWC camera images → float NCHW in [0, 1], randomly shifted when training."""
+        out = {}
+        for cam in self.cameras:
+            x = random_shift(obs[cam], self.cfg.augmentation_pad) if augment else obs[cam]
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            out[cam] = x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+        return out
+
+    # ------------------------------------------------------------------ learning
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One critic step on ``batch`` (and an actor/temperature step on the actor's cadence).
+
+        ``batch``: ``obs`` and ``next_obs`` (dicts of uint8 images and float ``state``),
+        ``action``, ``reward``, ``terminated`` (all tensors on this agent's device).
+        """
+        obs, next_obs = batch["obs"], batch["next_obs"]
+        images = self.encoder.backbone_features(self._images(obs, augment=True))
+        next_images = self.encoder.backbone_features(self._images(next_obs, augment=True))
+        state, next_state = obs[STATE_KEY].float(), next_obs[STATE_KEY].float()
+        action = batch["action"].float()
+        reward = batch["reward"].float().view(-1)
+        not_done = 1.0 - batch["terminated"].float().view(-1)
+
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            with torch.no_grad():
+                next_features = self.encoder(next_images, next_state)
+                next_action, next_log_prob = self.actor.sample(next_features)
+                target_q = self.target_critic(self.target_encoder(next_images, next_state), next_action)
+                if self.cfg.num_target_critics is not None:
+                    subset = torch.randperm(self.cfg.num_critics, device=self.device)[: self.cfg.num_target_critics]
+                    target_q = target_q[subset]
+                target_v = target_q.min(dim=0).values.float() - self.alpha.detach() * next_log_prob.float()
+                target = reward + self.cfg.discount * not_done * target_v
+            features = self.encoder(images, state)
+            q = self.critic(features, action).float()
+            critic_loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(1).sum()
+        self._step(self.critic_opt, critic_loss, [*self.encoder.parameters(), *self.critic.parameters()])
+        self._polyak()
+        self.updates += 1
+        metrics = {"critic_loss": critic_loss.item(), "q": q.mean().item(), "target_q": target.mean().item()}
+
+        if self.updates % self.cfg.actor_update_every == 0:
+            metrics.update(self._update_actor(features.detach()))
+        return metrics
+
+    def _update_actor(self, features: torch.Tensor) -> dict[str, float]:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            action, log_prob = self.actor.sample(features)
+            log_prob = log_prob.float()
+            q = self.critic(features, action).float().mean(0)
+            actor_loss = (self.alpha.detach() * log_prob - q).mean()
+        self._step(self.actor_opt, actor_loss, self.actor.parameters())
+        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        self._step(self.alpha_opt, alpha_loss, [self.log_alpha])
+        return {"actor_loss": actor_loss.item(), "alpha": self.alpha.item(), "entropy": -log_prob.mean().item()}
+
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], self.cfg.grad_clip)
+        optimizer.step()
+
+    @torch.no_grad()
+    def _polyak(self) -> None:
+        tau = self.cfg.tau
+        for online, target in ((self.encoder, self.target_encoder), (self.critic, self.target_critic)):
+            online_params = [p for p in online.parameters() if p.requires_grad]
+            target_params = [p for p, o in zip(target.parameters(), online.parameters(), strict=True)
+                             if o.requires_grad]
+            torch._foreach_lerp_(target_params, online_params, tau)
+
+    # ------------------------------------------------------------------ weights
+    def policy_arrays(self) -> dict[str, np.ndarray]:
+        """What an actor needs to act: the encoder's trainable part and the actor, as arrays.
+
+        A frozen backbone is left out: every actor loads it from its own local copy.
+        """
+        arrays = {}
+        for prefix, module in (("encoder", self.encoder), ("actor", self.actor)):
+            for name, tensor in module.state_dict().items():
+                if not name.startswith("backbone."):
+                    arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
+        return arrays
+
+    def load_policy_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        for prefix, module in (("encoder", self.encoder), ("actor", self.actor)):
+            own = {k: v for k, v in module.state_dict().items() if not k.startswith("backbone.")}
+            given = {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
+            if set(given) != set(own):
+                missing, extra = sorted(set(own) - set(given)), sorted(set(given) - set(own))
+                raise ValueError(f"policy weights do not fit this agent ({prefix}): missing {missing[:3]}, "
+                                 f"unexpected {extra[:3]}")
+            for k, v in given.items():
+                if tuple(v.shape) != tuple(own[k].shape):
+                    raise ValueError(f"policy weight {prefix}.{k} has shape {v.shape}, expected {tuple(own[k].shape)}")
+            module.load_state_dict({k: torch.as_tensor(v) for k, v in given.items()}, strict=False)
+
+    def state_dict(self) -> dict[str, object]:
+        return {
+            "encoder": self.encoder.state_dict(), "critic": self.critic.state_dict(), "actor": self.actor.state_dict(),
+            "target_encoder": self.target_encoder.state_dict(), "target_critic": self.target_critic.state_dict(),
+            "log_alpha": self.log_alpha.detach().cpu(), "critic_opt": self.critic_opt.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        for name in ("encoder", "critic", "actor", "target_encoder", "target_critic"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        for name in ("critic_opt", "actor_opt", "alpha_opt"):
+            getattr(self, name).load_state_dict(state[name])
+        self.updates = int(state["updates"])

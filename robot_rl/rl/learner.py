@@ -1,0 +1,184 @@
+"""The learner: turns streamed episodes into replay, replay into SAC updates, and updates
+into published policy weights and atomic checkpoints.
+
+Online episodes go to the online buffer; demonstrations, and the intervention steps of
+online episodes, go to the demo buffer (HIL-SERL); batches mix the two (RLPD's 50/50 by
+default). Everything received is also written to the learner's own EpisodeStore, so a
+restarted learner reloads its replay from disk and resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robot_rl.data import EpisodeStore, MixtureSampler, ReplayBuffer, StoreSpec
+from robot_rl.data.sampling import BatchPrefetcher
+from robot_rl.rl.agent import SACAgent
+from robot_rl.rl.records import AssembledEpisode, EpisodeAssembler
+
+log = logging.getLogger("robot_rl.learner")
+
+CHECKPOINT = "checkpoint.pt"
+REPLAY_STORE = "replay.zarr"
+
+
+@dataclass
+class LearnerConfig:
+    batch_size: int = 256
+    warmup_transitions: int = 500  # updates start once the buffers hold this many
+    utd_ratio: float = 1.0  # gradient updates per environment step received
+    demo_ratio: float = 0.5  # share of each batch drawn from the demo buffer (when it has data)
+    capacity: int = 200_000  # per buffer
+    publish_every: int = 50  # updates between weight publications
+    checkpoint_every: int = 1000  # updates between checkpoints
+    record: bool = True  # keep what arrives in run_dir/replay.zarr
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.capacity < 2 or self.publish_every < 1 or self.checkpoint_every < 1:
+            raise ValueError("batch_size, publish_every and checkpoint_every must be >= 1, capacity >= 2")
+        if not 0.0 <= self.demo_ratio <= 1.0 or self.utd_ratio <= 0:
+            raise ValueError(f"demo_ratio must be in [0, 1] and utd_ratio > 0, got {self.demo_ratio}, "
+                             f"{self.utd_ratio}")
+
+
+class Learner:
+    def __init__(self, agent: SACAgent, spec: StoreSpec, cfg: LearnerConfig, run_dir: str | Path | None = None,
+                 demo_stores: Sequence[str | Path] = (), publish: Callable[[int, Mapping[str, np.ndarray]], None]
+                 | None = None, seed: int = 0):
+        self.agent, self.spec, self.cfg = agent, spec, cfg
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.publish_fn = publish
+        self.online = ReplayBuffer(spec, cfg.capacity)
+        self.demo = ReplayBuffer(spec, cfg.capacity)
+        self.sampler = MixtureSampler({"online": self.online, "demo": self.demo},
+                                      {"online": 1.0 - cfg.demo_ratio, "demo": cfg.demo_ratio})
+        self.assembler = EpisodeAssembler()
+        self.env_steps = 0  # environment steps received (the UTD clock)
+        self.episodes_received = 0
+        self.successes: list[bool] = []
+        self.weights_version = 0
+        self._lock = threading.Lock()
+        self._prefetcher: BatchPrefetcher | None = None
+        self._seed = seed
+        self.store: EpisodeStore | None = None
+
+        for path in demo_stores:
+            self._load_store(path, demo=True)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            replay = self.run_dir / REPLAY_STORE
+            if replay.exists():
+                self._load_store(replay, demo=False)
+            if cfg.record:
+                self.store = (EpisodeStore.open(replay, mode="a") if replay.exists()
+                              else EpisodeStore.create(replay, spec))
+            if (self.run_dir / CHECKPOINT).exists():
+                self.restore(self.run_dir / CHECKPOINT)
+
+    # ------------------------------------------------------------------ data in
+    def _load_store(self, path: str | Path, demo: bool) -> None:
+        store = EpisodeStore.open(path, mode="r")
+        if store.spec != self.spec:
+            raise ValueError(f"{path} was recorded with another observation/action spec than this run's")
+        for info in store.episodes():
+            episode = store.load_episode(info.index)
+            self._add_episode(episode, demo or info.source == "demo")
+            if not demo:
+                self.env_steps += info.length
+                self.episodes_received += 1
+        log.info("loaded %d episodes from %s", len(store.episodes()), path)
+
+    def _add_episode(self, data: Mapping[str, object], demo: bool) -> None:
+        if demo:
+            self.demo.add_episode(data)
+            return
+        self.online.add_episode(data)
+        intervened = np.asarray(data["intervention"], dtype=bool)
+        if intervened.any():
+            self.demo.add_episode(data, step_mask=intervened)
+
+    def ingest(self, actor_id: str, records: Sequence[Mapping[str, np.ndarray]]) -> None:
+        """Take records streamed by an actor (thread-safe; called by the transport)."""
+        with self._lock:
+            for record in records:
+                if int(record["event"]) == 1:
+                    self.env_steps += 1
+                episode = self.assembler.add(actor_id, record)
+                if episode is not None:
+                    self._receive(episode)
+
+    def _receive(self, episode: AssembledEpisode) -> None:
+        self._add_episode(episode.data, demo=False)
+        self.episodes_received += 1
+        self.successes.append(episode.success)
+        if self.store is not None:
+            data = episode.data
+            self.store.begin_episode({k: v[0] for k, v in data["obs"].items()}, source="online",
+                                     actor=episode.actor_id)
+            for t in range(episode.length):
+                fields = {k: v[t] for k, v in data.items() if k != "obs" and k in self.spec.steps}
+                self.store.append_step(obs={k: v[t + 1] for k, v in data["obs"].items()}, **fields)
+            self.store.end_episode(success=episode.success)
+
+    # ------------------------------------------------------------------ learning
+    @property
+    def transitions(self) -> int:
+        return len(self.online) + len(self.demo)
+
+    def updates_due(self) -> int:
+        """Updates owed to reach ``utd_ratio`` × steps received, once warm."""
+        if self.transitions < self.cfg.warmup_transitions:
+            return 0
+        return max(0, int(self.env_steps * self.cfg.utd_ratio) - self.agent.updates)
+
+    def update(self) -> dict[str, float]:
+        if self._prefetcher is None:
+            self._prefetcher = BatchPrefetcher(self.sampler, self.cfg.batch_size, device=self.agent.device,
+                                               seed=self._seed)
+        metrics = self.agent.update(next(self._prefetcher))
+        if self.agent.updates % self.cfg.publish_every == 0:
+            self.publish()
+        if self.run_dir is not None and self.agent.updates % self.cfg.checkpoint_every == 0:
+            self.checkpoint()
+        return metrics
+
+    def publish(self) -> None:
+        self.weights_version += 1
+        if self.publish_fn is not None:
+            self.publish_fn(self.weights_version, self.agent.policy_arrays())
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> Path:
+        """Write run_dir/checkpoint.pt atomically (a crash mid-write leaves the previous one)."""
+        if self.run_dir is None:
+            raise ValueError("this learner has no run_dir to checkpoint into")
+        path = self.run_dir / CHECKPOINT
+        tmp = path.with_suffix(".pt.tmp")
+        torch.save({"agent": self.agent.state_dict(), "env_steps_at_checkpoint": self.env_steps,
+                    "weights_version": self.weights_version}, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def restore(self, path: str | Path) -> None:
+        state = torch.load(path, map_location=self.agent.device, weights_only=True)
+        self.agent.load_state_dict(state["agent"])
+        self.weights_version = int(state["weights_version"])
+        log.info("resumed from %s at update %d", path, self.agent.updates)
+
+    def close(self) -> None:
+        if self._prefetcher is not None:
+            self._prefetcher.close()
+            self._prefetcher = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None

@@ -1,0 +1,155 @@
+"""Wiring for `robot-rl train | learner | actor`: agents, learners and actors from config,
+scripted demonstrations, evaluation, and the in-process (lockstep) training loop."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from robot_rl.data import EpisodeStore, StoreSpec
+from robot_rl.env.factory import make_env
+from robot_rl.env.robot_env import RobotEnv
+from robot_rl.rl.actor import Actor
+from robot_rl.rl.agent import AgentConfig, SACAgent
+from robot_rl.rl.learner import Learner, LearnerConfig
+
+log = logging.getLogger("robot_rl.train")
+
+DEMO_STORE = "demos.zarr"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"learner.device={name} but CUDA is not available here; use learner.device=cpu")
+    return device
+
+
+def _section(cfg: DictConfig, cls: type) -> dict[str, Any]:
+    section = OmegaConf.to_container(cfg, resolve=True)
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in section.items() if k in names}
+
+
+def make_agent(cfg: DictConfig, env: RobotEnv, device: torch.device) -> SACAgent:
+    return SACAgent(env.observation_space, env.action_space.shape[0], AgentConfig(**_section(cfg.agent, AgentConfig)),
+                    device=device, seed=cfg.seed)
+
+
+def make_learner(cfg: DictConfig, env: RobotEnv, run_dir: Path, demo_stores: list[Path], publish=None) -> Learner:
+    agent = make_agent(cfg, env, pick_device(cfg.learner.device))
+    spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
+    return Learner(agent, spec, LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir, demo_stores,
+                   publish=publish, seed=cfg.seed)
+
+
+def record_demos(cfg: DictConfig, path: Path, episodes: int) -> Path:
+    """Record ``episodes`` scripted-expert episodes (simulated robot only) unless already there."""
+    from robot_rl.sim.expert import ScriptedExpert
+
+    if path.exists() and len(EpisodeStore.open(path).episodes(source="demo")) >= episodes:
+        return path
+    env = make_env(cfg)
+    try:
+        expert = ScriptedExpert(env, noise=cfg.policy.noise, seed=cfg.seed)
+        spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
+        store = EpisodeStore.create(path, spec)
+
+        class _ExpertPolicy:
+            def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+                return expert.act(obs)
+
+        actor = Actor(env, _ExpertPolicy(), store=store, source="demo", seed=cfg.seed + 50_000)
+        done = actor.run(max_episodes=episodes)
+        store.close()
+        log.info("recorded %d expert demos (%d successful) in %s", len(done), sum(e.success for e in done), path)
+    finally:
+        env.close()
+    return path
+
+
+class RandomWarmup:
+    """Uniform random actions for the first ``steps`` calls, then the agent's policy."""
+
+    def __init__(self, agent: SACAgent, steps: int, space: Any, seed: int):
+        self.agent, self.remaining = agent, steps
+        self.space = space
+        self.space.seed(seed)
+
+    def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        if self.remaining > 0:
+            self.remaining -= 1
+            return self.space.sample()
+        return self.agent.act(obs, deterministic)
+
+
+def evaluate(agent: SACAgent, env: RobotEnv, episodes: int, seed: int = 100_000) -> float:
+    """Success rate of the deterministic policy over ``episodes`` seeded episodes."""
+    actor = Actor(env, agent, deterministic=True, seed=seed, source="eval")
+    return float(np.mean([e.success for e in actor.run(max_episodes=episodes)]))
+
+
+@dataclass
+class TrainReport:
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, eval success)
+    env_steps: int = 0
+    updates: int = 0
+    episodes: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def final_success(self) -> float:
+        return self.curve[-1][1] if self.curve else float("nan")
+
+
+def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> TrainReport:
+    """Actor and learner in one process, in lockstep: after each env step the learner makes
+    the updates it owes (``utd_ratio`` per step). Deterministic for a seed on a CPU."""
+    started = time.perf_counter()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    demos = [record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)] if cfg.train.demos else []
+    env, eval_env = make_env(cfg), make_env(cfg)
+    learner = make_learner(cfg, env, run_dir, demos)
+    agent = learner.agent
+    policy = RandomWarmup(agent, max(0, cfg.train.random_steps - learner.env_steps), env.action_space, cfg.seed)
+    actor = Actor(env, policy, send=lambda record: learner.ingest("local", [record]), seed=cfg.seed)
+    actor.total_steps = learner.env_steps
+    report = TrainReport()
+    bar = tqdm(total=cfg.train.env_steps, initial=actor.total_steps, unit="step", disable=not progress_bar,
+               dynamic_ncols=True)
+    metrics: dict[str, float] = {}
+    try:
+        while actor.total_steps < cfg.train.env_steps:
+            actor.step()
+            bar.update(1)
+            for _ in range(learner.updates_due()):
+                metrics = learner.update()
+            if actor.total_steps % cfg.train.eval_every == 0 or actor.total_steps == cfg.train.env_steps:
+                success = evaluate(agent, eval_env, cfg.train.eval_episodes)
+                report.curve.append((actor.total_steps, success))
+                recent = [e.success for e in actor.episodes[-20:]]
+                bar.set_postfix(eval=f"{success:.0%}", train=f"{np.mean(recent) if recent else 0:.0%}",
+                                updates=agent.updates, q=f"{metrics.get('q', float('nan')):.2f}")
+                log.info("steps %d eval success %.2f updates %d", actor.total_steps, success, agent.updates)
+        if learner.run_dir is not None:
+            learner.checkpoint()
+    finally:
+        bar.close()
+        learner.close()
+        env.close()
+        eval_env.close()
+    report.env_steps, report.updates, report.episodes = actor.total_steps, agent.updates, len(actor.episodes)
+    report.wall_s = time.perf_counter() - started
+    return report
