@@ -98,7 +98,93 @@ def cmd_data(args: argparse.Namespace) -> int:
         return 0
 
 
-COMMANDS = {"rollout": cmd_rollout}
+def _setup_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def _curve_table(curve: list[tuple[int, float]]) -> str:
+    from robot_rl.report import format_table
+
+    return format_table(["env steps", "eval success"], [[steps, f"{success:.0%}"] for steps, success in curve])
+
+
+def cmd_train(overrides: list[str]) -> int:
+    """Train on the robot (the simulated arm by default): learner and actor as two processes."""
+    from robot_rl.rl.processes import train_two_processes
+    from robot_rl.rl.train import train_in_process
+
+    cfg = load_config(overrides, name="train")
+    run_dir = _run_dir(cfg, "train")
+    _setup_logging()
+    if cfg.train.processes == 1:
+        report = train_in_process(cfg, run_dir, cfg.logging.progress_bar)
+    else:
+        report = train_two_processes(cfg, overrides, run_dir, cfg.logging.progress_bar)
+    print(f"task={cfg.task.name} env_steps={report.env_steps} episodes={report.episodes} "
+          f"policy_weights=v{report.weights_version} wall={report.wall_s:.0f}s")
+    print(_curve_table(report.curve))
+    (run_dir / "curve.txt").write_text(_curve_table(report.curve) + "\n")
+    print(f"run folder (config, replay, checkpoint): {run_dir}")
+    return 0
+
+
+def cmd_learner(overrides: list[str]) -> int:
+    """Run the learner: serve actors over gRPC, train, publish weights, checkpoint."""
+    from robot_rl.rl.processes import run_learner
+
+    cfg = load_config(overrides, name="train")
+    _setup_logging()
+    run_learner(cfg, _run_dir(cfg, "learner"))
+    return 0
+
+
+def cmd_actor(overrides: list[str]) -> int:
+    """Run an actor: act on the robot, record locally, stream to the learner at learner.address."""
+    from robot_rl.rl.processes import run_actor
+
+    cfg = load_config(overrides, name="train")
+    _setup_logging()
+    report = run_actor(cfg, _run_dir(cfg, "actor"), cfg.logging.progress_bar)
+    print(_curve_table(report.curve))
+    return 0
+
+
+def cmd_eval(overrides: list[str]) -> int:
+    """Evaluate a learner checkpoint (checkpoint=PATH): per-episode table, optional video."""
+    import torch
+
+    from robot_rl.env.factory import make_env
+    from robot_rl.rl.train import make_agent
+    from robot_rl.rollout import FunctionPolicy, results_table, rollout
+
+    cfg = load_config(overrides, name="train")
+    if not cfg.checkpoint:
+        raise ConfigError("invalid value for 'checkpoint': give the checkpoint to evaluate, checkpoint=PATH")
+    path = Path(cfg.checkpoint)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise ConfigError(f"invalid value for 'checkpoint': no checkpoint at {path}")
+    env = make_env(cfg, render_mode="rgb_array" if cfg.video else None)
+    try:
+        agent = make_agent(cfg, env, torch.device("cpu"))
+        agent.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["agent"])
+        policy = FunctionPolicy(lambda obs: agent.act(obs, deterministic=True))
+        run_dir = _run_dir(cfg, "eval")
+        results = rollout(env, policy, cfg.episodes, cfg.seed + 100_000, cfg.video, cfg.logging.progress_bar)
+    finally:
+        env.close()
+    table = results_table(results)
+    (run_dir / "episodes.txt").write_text(table + "\n")
+    print(f"checkpoint={path} task={cfg.task.name}")
+    print(table)
+    return 0
+
+
+COMMANDS = {"rollout": cmd_rollout, "train": cmd_train, "learner": cmd_learner, "actor": cmd_actor,
+            "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

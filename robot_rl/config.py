@@ -32,6 +32,7 @@ class Box:
 @dataclass
 class RobotConfig:
     backend: str = "sim"
+    dof: int = 7
     control_hz: float = 10.0
     physics_dt: float = 0.002
     home_ee_pos: list[float] = field(default_factory=lambda: [0.45, 0.0, 0.2])
@@ -152,6 +153,7 @@ class TrainSection:
 
 @dataclass
 class TrainConfig(Config):
+    checkpoint: str | None = None  # robot-rl eval: the learner checkpoint to evaluate
     agent: AgentSection = field(default_factory=AgentSection)
     learner: LearnerSection = field(default_factory=LearnerSection)
     train: TrainSection = field(default_factory=TrainSection)

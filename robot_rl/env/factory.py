@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 from omegaconf import DictConfig
 
 from robot_rl.config import ConfigError
 from robot_rl.env.image import CropResize
-from robot_rl.env.robot_env import ActionSpec, RobotEnv
+from robot_rl.env.robot_env import ActionSpec, RobotEnv, observation_space
 
 
 def make_env(cfg: DictConfig, render_mode: str | None = None, with_cameras: bool = True) -> RobotEnv:
@@ -61,3 +62,14 @@ def make_task_env(task: str, overrides: tuple[str, ...] = (), render_mode: str |
     from robot_rl.config import load_config
 
     return make_env(load_config([f"task={task}", *overrides]), render_mode=render_mode, with_cameras=with_cameras)
+
+
+def spaces_from_config(cfg: DictConfig) -> tuple[gym.spaces.Dict, int]:
+    """(observation space, action dimension) of the env ``cfg`` describes, without building it:
+    what a learner on another machine needs to know of the robot."""
+    try:
+        obs = observation_space({n: tuple(c.size) for n, c in cfg.cameras.items()}, list(cfg.robot.proprio),
+                                cfg.robot.dof)
+        return obs, ActionSpec(**cfg.task.action).dim
+    except ValueError as e:
+        raise ConfigError(str(e)) from None

@@ -93,6 +93,20 @@ PROPRIO: dict[str, ProprioFeature] = {
 }
 
 
+def observation_space(image_sizes: Mapping[str, Sequence[int]], proprio: Sequence[str],
+                      n_joints: int) -> gym.spaces.Dict:
+    """The observation space of a RobotEnv with these cameras (name → (height, width)) and
+    proprio features; a learner builds it from config without a robot."""
+    unknown = [k for k in proprio if k not in PROPRIO]
+    if unknown:
+        raise ValueError(f"unknown proprio feature(s) {unknown}; choose from {sorted(PROPRIO)}")
+    bound = np.concatenate([np.full(PROPRIO[k].size(n_joints), PROPRIO[k].bound) for k in proprio]).astype(np.float32)
+    spaces: dict[str, gym.Space] = {name: gym.spaces.Box(0, 255, (*size, 3), np.uint8)
+                                    for name, size in image_sizes.items()}
+    spaces[STATE_KEY] = gym.spaces.Box(-bound, bound, dtype=np.float32)
+    return gym.spaces.Dict(spaces)
+
+
 class RobotEnv(gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
@@ -110,9 +124,6 @@ class RobotEnv(gym.Env):
         workspace: tuple[Sequence[float], Sequence[float]] | None = None,
         render_mode: str | None = None,
     ):
-        unknown = [k for k in proprio if k not in PROPRIO]
-        if unknown:
-            raise ValueError(f"unknown proprio feature(s) {unknown}; choose from {sorted(PROPRIO)}")
         missing = [name for name in images if name not in backend.cameras]
         if missing:
             raise ValueError(f"camera(s) {missing} are configured but the robot has only {sorted(backend.cameras)}")
@@ -133,12 +144,8 @@ class RobotEnv(gym.Env):
         self.metadata = {**self.metadata, "render_fps": control_hz}
 
         n_joints = backend.arm.state().q.shape[0]
-        bound = np.concatenate([np.full(PROPRIO[k].size(n_joints), PROPRIO[k].bound) for k in self.proprio])
-        spaces: dict[str, gym.Space] = {
-            name: gym.spaces.Box(0, 255, (*t.size, 3), np.uint8) for name, t in self.images.items()
-        }
-        spaces[STATE_KEY] = gym.spaces.Box(-bound.astype(np.float32), bound.astype(np.float32), dtype=np.float32)
-        self.observation_space = gym.spaces.Dict(spaces)
+        self.observation_space = observation_space({k: t.size for k, t in self.images.items()}, self.proprio,
+                                                   n_joints)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (action.dim,), np.float32)
         self._steps = 0
         self._last_obs: dict[str, np.ndarray] | None = None

@@ -9,9 +9,11 @@ restarted learner reloads its replay from disk and resumes from its last checkpo
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ log = logging.getLogger("robot_rl.learner")
 
 CHECKPOINT = "checkpoint.pt"
 REPLAY_STORE = "replay.zarr"
+METRICS = "metrics.jsonl"
 
 
 @dataclass
@@ -146,6 +149,7 @@ class Learner:
         metrics = self.agent.update(next(self._prefetcher))
         if self.agent.updates % self.cfg.publish_every == 0:
             self.publish()
+            self._log_metrics(metrics)
         if self.run_dir is not None and self.agent.updates % self.cfg.checkpoint_every == 0:
             self.checkpoint()
         return metrics
@@ -154,6 +158,17 @@ class Learner:
         self.weights_version += 1
         if self.publish_fn is not None:
             self.publish_fn(self.weights_version, self.agent.policy_arrays())
+
+    def _log_metrics(self, metrics: Mapping[str, float]) -> None:
+        """One JSON line per publication in run_dir/metrics.jsonl (wandb-free record of the run)."""
+        if self.run_dir is None:
+            return
+        recent = self.successes[-20:]
+        line = {"time": time.time(), "updates": self.agent.updates, "env_steps": self.env_steps,
+                "episodes": self.episodes_received, "success_rate": float(np.mean(recent)) if recent else None,
+                **metrics}
+        with open(self.run_dir / METRICS, "a") as f:
+            f.write(json.dumps(line) + "\n")
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> Path:

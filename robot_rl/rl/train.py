@@ -106,6 +106,7 @@ class TrainReport:
     env_steps: int = 0
     updates: int = 0
     episodes: int = 0
+    weights_version: int = 0
     wall_s: float = 0.0
 
     @property
@@ -121,7 +122,7 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
         torch.set_num_threads(cfg.train.threads)
     demos = [record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)] if cfg.train.demos else []
     env, eval_env = make_env(cfg), make_env(cfg)
-    learner = make_learner(cfg, env, run_dir, demos)
+    learner = make_learner(cfg, env, run_dir / "learner", demos)
     agent = learner.agent
     policy = RandomWarmup(agent, max(0, cfg.train.random_steps - learner.env_steps), env.action_space, cfg.seed)
     actor = Actor(env, policy, send=lambda record: learner.ingest("local", [record]), seed=cfg.seed)
@@ -151,5 +152,6 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
         env.close()
         eval_env.close()
     report.env_steps, report.updates, report.episodes = actor.total_steps, agent.updates, len(actor.episodes)
+    report.weights_version = learner.weights_version
     report.wall_s = time.perf_counter() - started
     return report

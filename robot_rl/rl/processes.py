@@ -1,0 +1,235 @@
+"""The learner and actor programs (`robot-rl learner`, `robot-rl actor`) and `robot-rl train`,
+which runs them as two processes on this machine.
+
+The learner listens on ``learner.address`` and writes ``learner.json`` (its port) into its
+run folder once it serves. Both sides need the same token: ``learner.token`` or the
+``ROBOT_RL_TOKEN`` environment variable (train makes a fresh one and passes it on).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from robot_rl.config import ConfigError
+from robot_rl.env.factory import make_env, spaces_from_config
+from robot_rl.rl.actor import Actor
+from robot_rl.rl.agent import AgentConfig, SACAgent
+from robot_rl.rl.learner import Learner, LearnerConfig
+from robot_rl.rl.train import DEMO_STORE, RandomWarmup, _section, evaluate, pick_device, record_demos
+
+log = logging.getLogger("robot_rl.processes")
+
+TOKEN_ENV = "ROBOT_RL_TOKEN"
+LEARNER_INFO = "learner.json"
+CURVE = "curve.json"
+
+
+def resolve_token(cfg: DictConfig) -> str:
+    token = cfg.learner.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise ConfigError(f"invalid value for 'learner.token': no token; set learner.token or ${TOKEN_ENV} "
+                          f"(the same on learner and actors)")
+    return token
+
+
+def _tls(cfg: DictConfig):
+    from robot_rl.transport.server import TLSConfig
+
+    tls = cfg.learner.tls
+    return TLSConfig(tls.cert, tls.key, tls.ca) if (tls.cert or tls.ca) else None
+
+
+# ---------------------------------------------------------------------- learner
+def run_learner(cfg: DictConfig, run_dir: Path, stop: threading.Event | None = None) -> Learner:
+    """Serve actors and train until ``stop`` is set (or SIGTERM/SIGINT); checkpoint on the way out."""
+    from robot_rl.data import StoreSpec
+    from robot_rl.transport.server import LearnerServer
+
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    if cfg.train.threads:
+        import torch
+
+        torch.set_num_threads(cfg.train.threads)
+    obs_space, action_dim = spaces_from_config(cfg)
+    agent = SACAgent(obs_space, action_dim, AgentConfig(**_section(cfg.agent, AgentConfig)),
+                     device=pick_device(cfg.learner.device), seed=cfg.seed)
+    demos = [run_dir / DEMO_STORE] if (run_dir / DEMO_STORE).exists() else []
+    learner = Learner(agent, StoreSpec.from_spaces(obs_space, action_dim),
+                      LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir / "learner", demos,
+                      seed=cfg.seed)
+    server = LearnerServer(cfg.learner.address, resolve_token(cfg), learner.ingest, tls=_tls(cfg))
+    learner.publish_fn = server.publish_weights
+    server.start()
+    learner.publish()  # actors can start acting with the initial (or restored) policy
+    info = {"port": server.port, "pid": os.getpid(), "updates": agent.updates}
+    (run_dir / LEARNER_INFO).write_text(json.dumps(info))
+    log.info("learner serving on port %d (updates so far %d, env steps %d)", server.port, agent.updates,
+             learner.env_steps)
+    last_log, last_updates = time.monotonic(), agent.updates
+    try:
+        while not stop.is_set():
+            if learner.updates_due() > 0:
+                metrics = learner.update()
+                now = time.monotonic()
+                if now - last_log > 10:
+                    rate = (agent.updates - last_updates) / (now - last_log)
+                    recent = learner.successes[-20:]
+                    log.info("learner: env steps %d, episodes %d, success %.0f%%, updates %d (%.1f/s), "
+                             "critic loss %.3f, q %.2f", learner.env_steps, learner.episodes_received,
+                             100 * np.mean(recent) if recent else 0.0, agent.updates, rate,
+                             metrics["critic_loss"], metrics["q"])
+                    last_log, last_updates = now, agent.updates
+            else:
+                stop.wait(0.005)
+    finally:
+        server.stop(grace=1.0)
+        learner.checkpoint()
+        learner.close()
+        log.info("learner stopped at update %d; checkpoint in %s", agent.updates, learner.run_dir)
+    return learner
+
+
+# ---------------------------------------------------------------------- actor
+@dataclass
+class ActorReport:
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, eval success)
+    env_steps: int = 0
+    episodes: int = 0
+    train_success: float = float("nan")
+    weights_version: int = 0  # newest policy weights the actor loaded
+    wall_s: float = 0.0
+
+
+def learner_address(cfg: DictConfig, run_dir: Path, wait_s: float = 120.0) -> str:
+    """``learner.address``; a port of 0 means: read the port the local learner wrote."""
+    host, port = cfg.learner.address.rsplit(":", 1)
+    if port != "0":
+        return cfg.learner.address
+    deadline = time.monotonic() + wait_s
+    while not (run_dir / LEARNER_INFO).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the learner did not start within {wait_s:.0f} s (no {run_dir / LEARNER_INFO})")
+        time.sleep(0.1)
+    return f"{host}:{json.loads((run_dir / LEARNER_INFO).read_text())['port']}"
+
+
+def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_id: str = "actor-0") -> ActorReport:
+    """Act for ``train.env_steps`` steps, recording to run_dir/actor.zarr and streaming to the learner,
+    evaluating the current policy every ``train.eval_every`` steps."""
+    from robot_rl.data import EpisodeStore, StoreSpec
+    from robot_rl.transport.client import LearnerClient, StepStreamer
+    from robot_rl.transport.errors import TransportError
+
+    started = time.perf_counter()
+    env, eval_env = make_env(cfg), make_env(cfg)
+    agent = SACAgent(env.observation_space, env.action_space.shape[0], AgentConfig(**_section(cfg.agent, AgentConfig)),
+                     device="cpu", seed=cfg.seed)
+    client = LearnerClient(learner_address(cfg, run_dir), resolve_token(cfg), actor_id, tls=_tls(cfg))
+    streamer = StepStreamer(client)
+    spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
+    store_path = run_dir / f"{actor_id}.zarr"
+    store = EpisodeStore.open(store_path, mode="a") if store_path.exists() else EpisodeStore.create(store_path, spec)
+    version = 0
+    lead = cfg.learner.warmup_transitions + 2 * cfg.learner.publish_every
+
+    def refresh() -> bool:
+        nonlocal version
+        try:
+            fetched = client.fetch_weights(version)
+        except TransportError as e:
+            log.warning("no new weights (learner unreachable: %s); acting with version %d", e, version)
+            return False
+        if fetched is None:
+            return False
+        version, arrays = fetched
+        agent.load_policy_arrays(arrays)
+        return True
+
+    def wait_for_learner(steps: int) -> None:
+        """In sim, keep the actor from running ahead of the learner's update-to-data ratio."""
+        while steps * cfg.learner.utd_ratio > version * cfg.learner.publish_every + lead:
+            if not refresh():
+                time.sleep(0.02)
+
+    policy = RandomWarmup(agent, cfg.train.random_steps, env.action_space, cfg.seed)
+    actor = Actor(env, policy, send=streamer.put, store=store, rate_hz=cfg.train.rate_hz, refresh_weights=refresh,
+                  weights_every_steps=cfg.train.weights_every_steps, seed=cfg.seed)
+    report = ActorReport()
+    bar = tqdm(total=cfg.train.env_steps, unit="step", disable=not progress_bar, dynamic_ncols=True)
+    next_eval = cfg.train.eval_every
+    try:
+        while actor.total_steps < cfg.train.env_steps:
+            if cfg.robot.backend == "sim" and actor._obs is None:
+                wait_for_learner(actor.total_steps)
+            actor.step()
+            bar.update(1)
+            if actor.total_steps >= next_eval or actor.total_steps == cfg.train.env_steps:
+                next_eval += cfg.train.eval_every
+                refresh()
+                success = evaluate(agent, eval_env, cfg.train.eval_episodes)
+                report.curve.append((actor.total_steps, success))
+                (run_dir / CURVE).write_text(json.dumps(report.curve))
+                recent = [e.success for e in actor.episodes[-20:]]
+                bar.set_postfix(eval=f"{success:.0%}", train=f"{np.mean(recent) if recent else 0:.0%}",
+                                weights=version, queued=streamer.pending)
+        streamer.flush(timeout=30)
+    finally:
+        bar.close()
+        streamer.close()
+        client.close()
+        store.close()
+        env.close()
+        eval_env.close()
+    report.env_steps, report.episodes, report.weights_version = actor.total_steps, len(actor.episodes), version
+    report.train_success = float(np.mean([e.success for e in actor.episodes])) if actor.episodes else float("nan")
+    report.wall_s = time.perf_counter() - started
+    return report
+
+
+# ---------------------------------------------------------------------- train
+def train_two_processes(cfg: DictConfig, overrides: list[str], run_dir: Path, progress_bar: bool = True) -> ActorReport:
+    """A learner subprocess (composed from the same ``overrides``) and the actor in this
+    process, joined over gRPC on loopback."""
+    if cfg.train.demos:
+        record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)
+    token = cfg.learner.token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+    (run_dir / LEARNER_INFO).unlink(missing_ok=True)
+    local = ["learner.address=127.0.0.1:0", f"run_dir={run_dir}"]
+    env = {**os.environ, TOKEN_ENV: token}
+    log_file = open(run_dir / "learner.log", "ab")  # the child writes to it for its whole life
+    child = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "learner", *overrides, *local],
+                             env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        actor_cfg = OmegaConf.merge(cfg, {"learner": {"address": "127.0.0.1:0", "token": token}})
+        deadline = time.monotonic() + 120
+        while not (run_dir / LEARNER_INFO).exists():
+            if child.poll() is not None:
+                raise RuntimeError(f"the learner exited with code {child.returncode}; see {run_dir / 'learner.log'}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the learner did not start within 120 s; see {run_dir / 'learner.log'}")
+            time.sleep(0.1)
+        return run_actor(actor_cfg, run_dir, progress_bar)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        log_file.close()
