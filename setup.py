@@ -57,6 +57,7 @@ INSTALL = [
     "imageio>=2.31",
     "imageio-ffmpeg>=0.5",
     "tqdm>=4.66",
+    "wandb>=0.19",
     "grpcio>=1.85.1",
     "protobuf>=7.35.1",
 ]

@@ -78,6 +78,8 @@ class PolicyConfig:
 @dataclass
 class LoggingConfig:
     progress_bar: bool = True
+    wandb: str = "auto"
+    project: str = "robot_rl"
 
 
 @dataclass

@@ -23,7 +23,7 @@ TINY = [
     "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]", "train.random_steps=50",
     "train.eval_episodes=1", "learner.warmup_transitions=50", "learner.batch_size=16", "learner.publish_every=10",
     "learner.checkpoint_every=20", "agent.hidden=[32,32]", "agent.encoder_features=16", "logging.progress_bar=false",
-    "train.threads=1",
+    "train.threads=1", "logging.wandb=disabled",
 ]
 
 
@@ -111,9 +111,10 @@ def test_learner_killed_and_restarted_resumes_and_loses_no_committed_episode(tmp
 
 def test_in_process_training_is_deterministic_and_evaluable(tmp_path, capsys):
     args = [*TINY, "train.processes=1", "train.env_steps=120", "train.eval_every=120"]
-    assert main(["train", *args, f"run_dir={tmp_path / 'a'}"]) == 0
+    assert main(["train", *args, f"run_dir={tmp_path / 'a'}", "logging.wandb=offline"]) == 0
     assert main(["train", *args, f"run_dir={tmp_path / 'b'}"]) == 0
     capsys.readouterr()
+    assert list((tmp_path / "a" / "wandb").glob("offline-run-*"))  # wandb, offline: files in the run folder
     a = torch.load(tmp_path / "a" / "learner" / "checkpoint.pt", weights_only=True)["agent"]["actor"]
     b = torch.load(tmp_path / "b" / "learner" / "checkpoint.pt", weights_only=True)["agent"]["actor"]
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -55,10 +55,12 @@ class LearnerConfig:
 class Learner:
     def __init__(self, agent: SACAgent, spec: StoreSpec, cfg: LearnerConfig, run_dir: str | Path | None = None,
                  demo_stores: Sequence[str | Path] = (), publish: Callable[[int, Mapping[str, np.ndarray]], None]
-                 | None = None, seed: int = 0):
+                 | None = None, seed: int = 0,
+                 log_metrics: Callable[[Mapping[str, object], int], None] | None = None):
         self.agent, self.spec, self.cfg = agent, spec, cfg
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.publish_fn = publish
+        self.log_metrics = log_metrics  # (metrics, env steps), e.g. WandbLog.log
         self.online = ReplayBuffer(spec, cfg.capacity)
         self.demo = ReplayBuffer(spec, cfg.capacity)
         self.sampler = MixtureSampler({"online": self.online, "demo": self.demo},
@@ -160,7 +162,7 @@ class Learner:
             self.publish_fn(self.weights_version, self.agent.policy_arrays())
 
     def _log_metrics(self, metrics: Mapping[str, float]) -> None:
-        """One JSON line per publication in run_dir/metrics.jsonl (wandb-free record of the run)."""
+        """One JSON line per publication in run_dir/metrics.jsonl, and to ``log_metrics``."""
         if self.run_dir is None:
             return
         recent = self.successes[-20:]
@@ -169,6 +171,8 @@ class Learner:
                 **metrics}
         with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(line) + "\n")
+        if self.log_metrics is not None:
+            self.log_metrics(line, self.env_steps)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> Path:

@@ -29,6 +29,7 @@ from robot_rl.env.factory import make_env, spaces_from_config
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.agent import AgentConfig, SACAgent
 from robot_rl.rl.learner import Learner, LearnerConfig
+from robot_rl.rl.run_log import WandbLog
 from robot_rl.rl.train import DEMO_STORE, RandomWarmup, _section, evaluate, pick_device, record_demos
 
 log = logging.getLogger("robot_rl.processes")
@@ -71,9 +72,10 @@ def run_learner(cfg: DictConfig, run_dir: Path, stop: threading.Event | None = N
     agent = SACAgent(obs_space, action_dim, AgentConfig(**_section(cfg.agent, AgentConfig)),
                      device=pick_device(cfg.learner.device), seed=cfg.seed)
     demos = [run_dir / DEMO_STORE] if (run_dir / DEMO_STORE).exists() else []
+    wandb_log = WandbLog(cfg, run_dir, "learner")
     learner = Learner(agent, StoreSpec.from_spaces(obs_space, action_dim),
                       LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir / "learner", demos,
-                      seed=cfg.seed)
+                      seed=cfg.seed, log_metrics=wandb_log.log)
     server = LearnerServer(cfg.learner.address, resolve_token(cfg), learner.ingest, tls=_tls(cfg))
     learner.publish_fn = server.publish_weights
     server.start()
@@ -102,6 +104,7 @@ def run_learner(cfg: DictConfig, run_dir: Path, stop: threading.Event | None = N
         server.stop(grace=1.0)
         learner.checkpoint()
         learner.close()
+        wandb_log.close()
         log.info("learner stopped at update %d; checkpoint in %s", agent.updates, learner.run_dir)
     return learner
 
@@ -168,6 +171,7 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
             if not refresh():
                 time.sleep(0.02)
 
+    wandb_log = WandbLog(cfg, run_dir, "actor")
     policy = RandomWarmup(agent, cfg.train.random_steps, env.action_space, cfg.seed)
     actor = Actor(env, policy, send=streamer.put, store=store, rate_hz=cfg.train.rate_hz, refresh_weights=refresh,
                   weights_every_steps=cfg.train.weights_every_steps, seed=cfg.seed)
@@ -187,11 +191,14 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
                 report.curve.append((actor.total_steps, success))
                 (run_dir / CURVE).write_text(json.dumps(report.curve))
                 recent = [e.success for e in actor.episodes[-20:]]
+                wandb_log.log({"eval_success": success, "train_success": np.mean(recent) if recent else None,
+                               "weights_version": version}, actor.total_steps)
                 bar.set_postfix(eval=f"{success:.0%}", train=f"{np.mean(recent) if recent else 0:.0%}",
                                 weights=version, queued=streamer.pending)
         streamer.flush(timeout=30)
     finally:
         bar.close()
+        wandb_log.close()
         streamer.close()
         client.close()
         store.close()

@@ -21,6 +21,7 @@ from robot_rl.env.robot_env import RobotEnv
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.agent import AgentConfig, SACAgent
 from robot_rl.rl.learner import Learner, LearnerConfig
+from robot_rl.rl.run_log import WandbLog
 
 log = logging.getLogger("robot_rl.train")
 
@@ -47,11 +48,11 @@ def make_agent(cfg: DictConfig, env: RobotEnv, device: torch.device) -> SACAgent
                     device=device, seed=cfg.seed)
 
 
-def make_learner(cfg: DictConfig, env: RobotEnv, run_dir: Path, demo_stores: list[Path], publish=None) -> Learner:
+def make_learner(cfg: DictConfig, env: RobotEnv, run_dir: Path, demo_stores: list[Path], **kwargs: Any) -> Learner:
     agent = make_agent(cfg, env, pick_device(cfg.learner.device))
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
     return Learner(agent, spec, LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir, demo_stores,
-                   publish=publish, seed=cfg.seed)
+                   seed=cfg.seed, **kwargs)
 
 
 def record_demos(cfg: DictConfig, path: Path, episodes: int) -> Path:
@@ -122,7 +123,8 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
         torch.set_num_threads(cfg.train.threads)
     demos = [record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)] if cfg.train.demos else []
     env, eval_env = make_env(cfg), make_env(cfg)
-    learner = make_learner(cfg, env, run_dir / "learner", demos)
+    wandb_log = WandbLog(cfg, run_dir, "train")
+    learner = make_learner(cfg, env, run_dir / "learner", demos, log_metrics=wandb_log.log)
     agent = learner.agent
     policy = RandomWarmup(agent, max(0, cfg.train.random_steps - learner.env_steps), env.action_space, cfg.seed)
     actor = Actor(env, policy, send=lambda record: learner.ingest("local", [record]), seed=cfg.seed)
@@ -141,6 +143,7 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
                 success = evaluate(agent, eval_env, cfg.train.eval_episodes)
                 report.curve.append((actor.total_steps, success))
                 recent = [e.success for e in actor.episodes[-20:]]
+                wandb_log.log({"eval_success": success}, actor.total_steps)
                 bar.set_postfix(eval=f"{success:.0%}", train=f"{np.mean(recent) if recent else 0:.0%}",
                                 updates=agent.updates, q=f"{metrics.get('q', float('nan')):.2f}")
                 log.info("steps %d eval success %.2f updates %d", actor.total_steps, success, agent.updates)
@@ -148,6 +151,7 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
             learner.checkpoint()
     finally:
         bar.close()
+        wandb_log.close()
         learner.close()
         env.close()
         eval_env.close()
