@@ -104,6 +104,7 @@ class Actor:
         if self.pacer is not None:
             lateness = self.pacer.wait()
             self.timing.period_errors.append(lateness)
+            self.timing.missed = self.pacer.missed
             if lateness > 0.5 * self.pacer.period:
                 log.warning("actor loop is %.1f ms late at %.0f Hz", lateness * 1e3, 1 / self.pacer.period)
         started = self.clock()
@@ -159,6 +160,4 @@ class Actor:
             self.send(end_record(self._episode, success))
         self.episodes.append(summary)
         self._obs = None
-        if self.pacer is not None:
-            self.timing.missed = self.pacer.missed
         return summary

@@ -54,6 +54,12 @@ class AgentConfig:
             raise ValueError(f"discount and tau must be in (0, 1], got {self.discount} and {self.tau}")
         if self.actor_update_every < 1 or self.init_temperature <= 0:
             raise ValueError("actor_update_every must be >= 1 and init_temperature > 0")
+        if self.augmentation_pad < 0:
+            raise ValueError(f"augmentation_pad must be >= 0, got {self.augmentation_pad}")
+        if min(self.actor_lr, self.critic_lr, self.temperature_lr) <= 0:
+            raise ValueError("learning rates must be > 0")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
 
 
 class SACAgent:
@@ -79,8 +85,10 @@ class SACAgent:
         self.target_entropy = -action_dim / 2 if cfg.target_entropy is None else cfg.target_entropy
 
         trainable_encoder = [p for p in self.encoder.parameters() if p.requires_grad]
-        self.critic_opt = torch.optim.Adam([*trainable_encoder, *self.critic.parameters()], lr=cfg.critic_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        # fused Adam: one kernel over all parameters instead of a Python loop per tensor
+        self.critic_opt = torch.optim.Adam([*trainable_encoder, *self.critic.parameters()], lr=cfg.critic_lr,
+                                           fused=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temperature_lr)
         self.updates = 0
         self.autocast = cfg.mixed_precision and self.device.type == "cuda"

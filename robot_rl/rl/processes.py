@@ -136,11 +136,16 @@ def learner_address(cfg: DictConfig, run_dir: Path, wait_s: float = 120.0) -> st
 def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_id: str = "actor-0") -> ActorReport:
     """Act for ``train.env_steps`` steps, recording to run_dir/actor.zarr and streaming to the learner,
     evaluating the current policy every ``train.eval_every`` steps."""
+    import torch
+
     from robot_rl.data import EpisodeStore, StoreSpec
     from robot_rl.transport.client import LearnerClient, StepStreamer
     from robot_rl.transport.errors import TransportError
 
     started = time.perf_counter()
+    # one observation at a time gains nothing from more threads, and they would compete
+    # with the learner's when both run on one machine
+    torch.set_num_threads(cfg.train.threads or 1)
     env, eval_env = make_env(cfg), make_env(cfg)
     agent = SACAgent(env.observation_space, env.action_space.shape[0], AgentConfig(**_section(cfg.agent, AgentConfig)),
                      device="cpu", seed=cfg.seed)
