@@ -18,6 +18,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from robot_rl.rl.settings import AgentConfig, LearnerConfig
+
 
 class ConfigError(ValueError):
     """A config problem the user can fix; its message is one line."""
@@ -97,27 +99,6 @@ class Config:
 
 
 @dataclass
-class AgentSection:
-    encoder: str = "patchify"
-    encoder_features: int = 50
-    resnet_path: str | None = None
-    hidden: list[int] = field(default_factory=lambda: [256, 256])
-    num_critics: int = 2
-    num_target_critics: int | None = None
-    discount: float = 0.97
-    tau: float = 0.005
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    temperature_lr: float = 3e-4
-    init_temperature: float = 0.01
-    target_entropy: float | None = None
-    actor_update_every: int = 2
-    augmentation_pad: int = 4
-    grad_clip: float | None = None
-    mixed_precision: bool = True
-
-
-@dataclass
 class TLSSection:
     cert: str | None = None
     key: str | None = None
@@ -125,15 +106,9 @@ class TLSSection:
 
 
 @dataclass
-class LearnerSection:
-    batch_size: int = 256
-    warmup_transitions: int = 500
-    utd_ratio: float = 1.0
-    demo_ratio: float = 0.5
-    capacity: int = 200_000
-    publish_every: int = 50
-    checkpoint_every: int = 1000
-    record: bool = True
+class LearnerSection(LearnerConfig):
+    """The learner's settings plus where it runs and how actors reach it."""
+
     device: str = "auto"
     address: str = "127.0.0.1:50051"
     token: str | None = None
@@ -156,7 +131,7 @@ class TrainSection:
 @dataclass
 class TrainConfig(Config):
     checkpoint: str | None = None  # robot-rl eval: the learner checkpoint to evaluate
-    agent: AgentSection = field(default_factory=AgentSection)
+    agent: AgentConfig = field(default_factory=AgentConfig)
     learner: LearnerSection = field(default_factory=LearnerSection)
     train: TrainSection = field(default_factory=TrainSection)
 

@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,31 +24,13 @@ from robot_rl.data import EpisodeStore, MixtureSampler, ReplayBuffer, StoreSpec
 from robot_rl.data.sampling import BatchPrefetcher
 from robot_rl.rl.agent import SACAgent
 from robot_rl.rl.records import AssembledEpisode, EpisodeAssembler
+from robot_rl.rl.settings import LearnerConfig
 
 log = logging.getLogger("robot_rl.learner")
 
 CHECKPOINT = "checkpoint.pt"
 REPLAY_STORE = "replay.zarr"
 METRICS = "metrics.jsonl"
-
-
-@dataclass
-class LearnerConfig:
-    batch_size: int = 256
-    warmup_transitions: int = 500  # updates start once the buffers hold this many
-    utd_ratio: float = 1.0  # gradient updates per environment step received
-    demo_ratio: float = 0.5  # share of each batch drawn from the demo buffer (when it has data)
-    capacity: int = 200_000  # per buffer
-    publish_every: int = 50  # updates between weight publications
-    checkpoint_every: int = 1000  # updates between checkpoints
-    record: bool = True  # keep what arrives in run_dir/replay.zarr
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.capacity < 2 or self.publish_every < 1 or self.checkpoint_every < 1:
-            raise ValueError("batch_size, publish_every and checkpoint_every must be >= 1, capacity >= 2")
-        if not 0.0 <= self.demo_ratio <= 1.0 or self.utd_ratio <= 0:
-            raise ValueError(f"demo_ratio must be in [0, 1] and utd_ratio > 0, got {self.demo_ratio}, "
-                             f"{self.utd_ratio}")
 
 
 class Learner:

@@ -27,9 +27,10 @@ from tqdm import tqdm
 from robot_rl.config import ConfigError
 from robot_rl.env.factory import make_env, spaces_from_config
 from robot_rl.rl.actor import Actor
-from robot_rl.rl.agent import AgentConfig, SACAgent
-from robot_rl.rl.learner import Learner, LearnerConfig
+from robot_rl.rl.agent import SACAgent
+from robot_rl.rl.learner import Learner
 from robot_rl.rl.run_log import WandbLog
+from robot_rl.rl.settings import AgentConfig, LearnerConfig
 from robot_rl.rl.train import DEMO_STORE, RandomWarmup, _section, evaluate, pick_device, record_demos
 
 log = logging.getLogger("robot_rl.processes")

@@ -19,9 +19,10 @@ from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.env.factory import make_env
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.rl.actor import Actor
-from robot_rl.rl.agent import AgentConfig, SACAgent
-from robot_rl.rl.learner import Learner, LearnerConfig
+from robot_rl.rl.agent import SACAgent
+from robot_rl.rl.learner import Learner
 from robot_rl.rl.run_log import WandbLog
+from robot_rl.rl.settings import AgentConfig, LearnerConfig
 
 log = logging.getLogger("robot_rl.train")
 
