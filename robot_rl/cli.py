@@ -125,6 +125,10 @@ def cmd_train(overrides: list[str]) -> int:
     print(f"task={cfg.task.name} env_steps={report.env_steps} episodes={report.episodes} "
           f"policy_weights=v{report.weights_version} wall={report.wall_s:.0f}s")
     print(_curve_table(report.curve))
+    timing = getattr(report, "timing", None)
+    if timing is not None:
+        print(f"actor loop: inference p50 {timing.inference_ms_p50:.1f} ms, p99 {timing.inference_ms_p99:.1f} ms"
+              + (f"; period error p99 {timing.period_error_ms_p99:.2f} ms" if timing.samples else ""))
     (run_dir / "curve.txt").write_text(_curve_table(report.curve) + "\n")
     print(f"run folder (config, replay, checkpoint): {run_dir}")
     return 0
@@ -148,6 +152,7 @@ def cmd_actor(overrides: list[str]) -> int:
     _setup_logging()
     report = run_actor(cfg, _run_dir(cfg, "actor"), cfg.logging.progress_bar)
     print(_curve_table(report.curve))
+    print(f"actor loop: {report.timing}")
     return 0
 
 

@@ -29,6 +29,7 @@ from robot_rl.env.factory import make_env, spaces_from_config
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.agent import SACAgent
 from robot_rl.rl.learner import Learner
+from robot_rl.rl.pacing import TimingSummary
 from robot_rl.rl.run_log import WandbLog
 from robot_rl.rl.settings import AgentConfig, LearnerConfig
 from robot_rl.rl.train import DEMO_STORE, RandomWarmup, _section, evaluate, pick_device, record_demos
@@ -118,6 +119,7 @@ class ActorReport:
     episodes: int = 0
     train_success: float = float("nan")
     weights_version: int = 0  # newest policy weights the actor loaded
+    timing: TimingSummary | None = None  # loop period error and policy inference latency
     wall_s: float = 0.0
 
 
@@ -211,6 +213,8 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
         env.close()
         eval_env.close()
     report.env_steps, report.episodes, report.weights_version = actor.total_steps, len(actor.episodes), version
+    report.timing = actor.timing.summary()
+    log.info("actor loop: %s", report.timing)
     report.train_success = float(np.mean([e.success for e in actor.episodes])) if actor.episodes else float("nan")
     report.wall_s = time.perf_counter() - started
     return report
