@@ -125,7 +125,7 @@ def cmd_train(overrides: list[str]) -> int:
     print(f"task={cfg.task.name} env_steps={report.env_steps} episodes={report.episodes} "
           f"policy_weights=v{report.weights_version} wall={report.wall_s:.0f}s")
     print(_curve_table(report.curve))
-    timing = getattr(report, "timing", None)
+    timing = report.timing
     if timing is not None:
         print(f"actor loop: inference p50 {timing.inference_ms_p50:.1f} ms, p99 {timing.inference_ms_p99:.1f} ms"
               + (f"; period error p99 {timing.period_error_ms_p99:.2f} ms" if timing.samples else ""))

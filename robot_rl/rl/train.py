@@ -21,6 +21,7 @@ from robot_rl.env.robot_env import RobotEnv
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.agent import SACAgent
 from robot_rl.rl.learner import Learner
+from robot_rl.rl.pacing import TimingSummary
 from robot_rl.rl.run_log import WandbLog
 from robot_rl.rl.settings import AgentConfig, LearnerConfig
 
@@ -109,6 +110,7 @@ class TrainReport:
     updates: int = 0
     episodes: int = 0
     weights_version: int = 0
+    timing: TimingSummary | None = None
     wall_s: float = 0.0
 
     @property
@@ -158,5 +160,6 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
         eval_env.close()
     report.env_steps, report.updates, report.episodes = actor.total_steps, agent.updates, len(actor.episodes)
     report.weights_version = learner.weights_version
+    report.timing = actor.timing.summary()
     report.wall_s = time.perf_counter() - started
     return report
