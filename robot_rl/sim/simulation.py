@@ -74,6 +74,7 @@ class ArmSimulation:
         self._jacr = np.zeros((3, m.nv))
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self.target_geom = m.geom("target_geom").id
+        self.target_ball = m.geom("target_ball").id
         self.home_q = READY_Q.copy()
         self.home_quat = self._fk(READY_Q).quat
         self.ee_home = self._fk(READY_Q)
@@ -176,9 +177,13 @@ class ArmSimulation:
         self.data.qvel[self.cube_dof : self.cube_dof + 6] = 0.0
         mujoco.mj_forward(self.model, self.data)
 
-    def place_target(self, pos: np.ndarray, visible: bool = True) -> None:
+    def place_target(self, pos: np.ndarray, shape: str | None = "disc") -> None:
+        """Move the target marker; ``shape`` is "disc" (on the table), "ball" (in the air) or None (hidden)."""
+        if shape not in ("disc", "ball", None):
+            raise ValueError(f"target shape must be 'disc', 'ball' or None, got {shape!r}")
         self.data.mocap_pos[self.target_mocap] = pos
-        self.model.geom_rgba[self.target_geom, 3] = 0.9 if visible else 0.0
+        self.model.geom_rgba[self.target_geom, 3] = 0.9 if shape == "disc" else 0.0
+        self.model.geom_rgba[self.target_ball, 3] = 0.9 if shape == "ball" else 0.0
         mujoco.mj_forward(self.model, self.data)
 
     def solve_ik(self, target: Pose, q0: np.ndarray | None = None, iters: int = 100, tol: float = 1e-4) -> np.ndarray:

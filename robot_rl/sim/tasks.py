@@ -59,7 +59,7 @@ class ReachTask(SimTask):
     def reset(self, rng: np.random.Generator) -> None:
         self.sim.place_cube(np.array([0.25, 0.35, CUBE_HALF_SIZE]), 0.0)  # parked out of the way
         target = self.target_region.sample(rng)
-        self.sim.place_target(target)
+        self.sim.place_target(target, shape="ball")
         self._start_distance = float(np.linalg.norm(self.sim.ee_pose().pos - target))
 
     def status(self) -> TaskStatus:
@@ -110,7 +110,7 @@ class PickCubeTask(SimTask):
 
     def reset(self, rng: np.random.Generator) -> None:
         cube = self._place_cube(rng)
-        self.sim.place_target(cube + [0.0, 0.0, self.lift_height], visible=False)
+        self.sim.place_target(cube + [0.0, 0.0, self.lift_height], shape=None)
         self._start_reach_distance = float(np.linalg.norm(self.sim.ee_pose().pos - cube))
 
     def status(self) -> TaskStatus:
