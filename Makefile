@@ -16,8 +16,8 @@ export PYNPUT_BACKEND ?= dummy
 
 .PHONY: run test lint setup system-deps benchmarks clean
 
-run: setup  ## set up, then run the main job on the simulated arm
-	$(BIN)/robot-rl rollout task=pick_cube policy=expert episodes=10
+run: setup  ## set up, then train reach from pixels on the simulated arm (~10 min on 2 CPU cores)
+	$(BIN)/robot-rl train task=reach train.env_steps=3000 train.eval_every=1000 train.eval_episodes=20
 
 test: setup  ## set up, then lint and run the test suite
 	$(BIN)/ruff check .
