@@ -56,6 +56,7 @@ class ActionConfig:
     rot_step: float = 0.1
     rotation: bool = False
     gripper: bool = True
+    gripper_mode: str = "absolute"
 
 
 @dataclass
@@ -195,6 +196,8 @@ def validate(cfg: DictConfig) -> None:
     need(cfg.task.max_steps > 0, "task.max_steps", "must be > 0")
     need(cfg.task.reward in ("sparse", "dense"), "task.reward", "must be 'sparse' or 'dense'")
     need(cfg.task.action.pos_step > 0, "task.action.pos_step", "must be > 0")
+    need(cfg.task.action.gripper_mode in ("absolute", "toggle"), "task.action.gripper_mode",
+         "must be 'absolute' or 'toggle'")
     need(cfg.task.success_radius > 0, "task.success_radius", "must be > 0")
     need(cfg.policy.noise >= 0, "policy.noise", "must be >= 0")
     if "train" in cfg:
@@ -210,6 +213,8 @@ def validate_training(cfg: DictConfig) -> None:
     need(cfg.agent.encoder != "resnet" or cfg.agent.resnet_path is not None, "agent.resnet_path",
          "encoder=resnet needs a local model folder")
     need(cfg.agent.num_critics >= 1, "agent.num_critics", "must be >= 1")
+    need(not cfg.agent.gripper_critic or (cfg.task.action.gripper and cfg.task.action.gripper_mode == "toggle"),
+         "agent.gripper_critic", "needs task.action.gripper=true and task.action.gripper_mode=toggle")
     need(0 < cfg.agent.discount <= 1, "agent.discount", "must be in (0, 1]")
     need(0 < cfg.agent.tau <= 1, "agent.tau", "must be in (0, 1]")
     need(cfg.agent.init_temperature > 0, "agent.init_temperature", "must be > 0")

@@ -391,3 +391,61 @@ def test_random_shift_is_an_integer_shift_of_a_replicate_padded_image():
     assert len(offsets) > 5  # each image draws its own offset
     assert random_shift(images, 0) is images
     assert torch.equal(random_shift(images, -1), images)
+
+
+# ---------------------------------------------------------------------- gripper critic
+def test_gripper_choice_maps_commands_to_open_stay_close():
+    from robot_rl.rl.agent import gripper_choice
+
+    commands = torch.tensor([-1.0, -0.6, -0.5, 0.0, 0.5, 0.51, 1.0])
+    assert gripper_choice(commands).tolist() == [0, 0, 1, 1, 1, 2, 2]
+
+
+def test_gripper_critic_acts_with_discrete_gripper_commands():
+    agent = make_agent(gripper_critic=True, gripper_epsilon=0.0)
+    assert agent.continuous_dim == ACTION_DIM - 1
+    action = agent.act(one_obs(make_batch()), deterministic=True)
+    assert action.shape == (ACTION_DIM,) and action[-1] in (-1.0, 0.0, 1.0)
+    assert any(k.startswith("gripper_q.") for k in agent.policy_arrays())
+    metrics = agent.update(make_batch())
+    assert np.isfinite(metrics["gripper_loss"])
+
+
+def _gripper_batch(rewards_by_choice: dict[int, float], n: int = 48) -> dict:
+    batch = make_batch(n=n)
+    choices = torch.arange(n) % 3
+    batch["action"][:, -1] = torch.tensor([-1.0, 0.0, 1.0])[choices]
+    batch["reward"] = torch.tensor([rewards_by_choice[int(c)] for c in choices])
+    batch["terminated"] = torch.ones(n, dtype=torch.bool)  # target = (penalised) reward alone
+    return batch
+
+
+def _preferred_choice(agent: SACAgent, batch: dict) -> int:
+    with torch.no_grad():
+        images = agent._images(batch["obs"], augment=False)
+        q = agent.gripper_q(agent.encoder(images, batch["obs"]["state"].float()))
+    return int(q.mean(0).argmax())
+
+
+def test_gripper_critic_learns_the_rewarded_choice_and_pays_for_toggles():
+    agent = make_agent(gripper_critic=True, augmentation_pad=0, gripper_penalty=0.2)
+    rewarded = _gripper_batch({0: 0.0, 1: 0.0, 2: 1.0})
+    for _ in range(150):
+        agent.update(rewarded)
+    assert _preferred_choice(agent, rewarded) == 2  # close pays
+
+    agent = make_agent(gripper_critic=True, augmentation_pad=0, gripper_penalty=0.2)
+    indifferent = _gripper_batch({0: 0.0, 1: 0.0, 2: 0.0})
+    for _ in range(150):
+        agent.update(indifferent)
+    assert _preferred_choice(agent, indifferent) == 1  # with nothing to gain, opening or closing only costs
+
+
+def test_gripper_critic_state_round_trip(tmp_path):
+    agent = make_agent(gripper_critic=True)
+    agent.update(make_batch())
+    torch.save(agent.state_dict(), tmp_path / "c.pt")
+    other = make_agent(gripper_critic=True, seed=3)
+    other.load_state_dict(torch.load(tmp_path / "c.pt", weights_only=True))
+    for a, b in zip(agent.gripper_q.parameters(), other.gripper_q.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -114,3 +114,28 @@ def test_dense_reward_is_progress_minus_one(make_sim_env):
     trace = _run(env, 0, steps=50)
     assert all(-1.0 <= t["reward"] <= 0.0 for t in trace[1:])
     assert trace[-1]["reward"] == 0.0 and trace[1]["reward"] == trace[1]["progress"] - 1.0
+
+
+def test_gripper_toggle_mode_switches_and_holds(make_sim_env):
+    env = make_sim_env("task=reach", "task.action.gripper_mode=toggle", with_cameras=False)
+    env.reset(seed=0)
+    width = lambda: env.backend.sim.gripper_width()  # noqa: E731
+
+    def step(command):
+        env.step(np.array([0, 0, 0, command], np.float32))
+        return width()
+
+    step(1.0)  # close (the fingers take a little longer than one step)
+    assert step(0.0) < 0.01  # stays closed
+    assert step(0.3) < 0.01  # still inside the dead band
+    step(-1.0)  # open
+    assert step(0.0) > 0.07  # stays open
+    assert step(-0.4) > 0.07
+
+
+def test_gripper_absolute_mode_sets_the_opening(make_sim_env):
+    env = make_sim_env("task=reach", with_cameras=False)
+    env.reset(seed=0)
+    env.step(np.array([0, 0, 0, 0.0], np.float32))
+    env.step(np.array([0, 0, 0, 0.0], np.float32))
+    assert 0.03 < env.backend.sim.gripper_width() < 0.05  # half open

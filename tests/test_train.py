@@ -134,3 +134,15 @@ def test_actor_refuses_to_start_without_a_token(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("ROBOT_RL_TOKEN", raising=False)
     assert main(["actor", *TINY, f"run_dir={tmp_path}"]) == 2
     assert "learner.token" in capsys.readouterr().err
+
+
+def test_training_with_the_discrete_gripper_critic(tmp_path, capsys):
+    assert main(["train", *TINY, "train.processes=1", "train.env_steps=100", "train.eval_every=100",
+                 "task=pick_cube", "task.max_steps=50", "task.action.gripper_mode=toggle", "agent.gripper_critic=true",
+                 f"run_dir={tmp_path}"]) == 0
+    metrics = [json.loads(line) for line in (tmp_path / "learner" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics and all(np.isfinite(m["gripper_loss"]) for m in metrics)
+    with EpisodeStore.open(tmp_path / "learner" / "replay.zarr") as store:
+        grip = np.concatenate([store.load_episode(e.index)["action"][:, -1] for e in store.episodes()])
+    learned = grip[50:]  # after the random warm-up, the gripper commands are the critic's choices
+    assert set(np.unique(learned)) <= {-1.0, 0.0, 1.0}

@@ -33,10 +33,15 @@ class ActionSpec:
     rot_step: float = 0.0
     rotation: bool = False
     gripper: bool = True
+    # absolute: the command sets the opening (+1 closed, -1 open, between: partly open);
+    # toggle (HIL-SERL): above 0.5 closes, below -0.5 opens, in between keeps it as it is
+    gripper_mode: str = "absolute"
 
     def __post_init__(self) -> None:
         if self.pos_step <= 0 or (self.rotation and self.rot_step <= 0):
             raise ValueError(f"action step sizes must be > 0, got pos_step={self.pos_step} rot_step={self.rot_step}")
+        if self.gripper_mode not in ("absolute", "toggle"):
+            raise ValueError(f"gripper_mode must be 'absolute' or 'toggle', got {self.gripper_mode!r}")
 
     @property
     def dim(self) -> int:
@@ -157,6 +162,7 @@ class RobotEnv(gym.Env):
         self.backend.reset(self.np_random)
         self.task.reset(self.np_random)
         self._steps = 0
+        self._gripper_goal = None if self.backend.gripper is None else self.backend.gripper.state().width
         self._last_status = self.task.status()
         return self._observe(), self._info(self._last_status)
 
@@ -179,7 +185,7 @@ class RobotEnv(gym.Env):
             quat = self.backend.arm.home_pose[3:]
         self.backend.arm.command(np.concatenate([pos, quat]))
         if grip is not None:
-            self.backend.gripper.command(self.backend.gripper.max_width * (1.0 - grip) / 2)
+            self.backend.gripper.command(self._gripper_target(grip))
         self.backend.advance(self.control_dt)
         self._steps += 1
 
@@ -200,6 +206,16 @@ class RobotEnv(gym.Env):
         self.backend.close()
 
     # ------------------------------------------------------------------ helpers
+    def _gripper_target(self, command: float) -> float:
+        full = self.backend.gripper.max_width
+        if self.action_spec.gripper_mode == "absolute":
+            return full * (1.0 - command) / 2
+        if command > 0.5:
+            self._gripper_goal = 0.0
+        elif command < -0.5:
+            self._gripper_goal = full
+        return self._gripper_goal
+
     @property
     def steps(self) -> int:
         return self._steps

@@ -18,10 +18,18 @@ import torch
 import torch.nn.functional as F
 
 from robot_rl.env.robot_env import STATE_KEY
-from robot_rl.rl.networks import Actor, CriticEnsemble, PixelEncoder, random_shift
+from robot_rl.rl.networks import Actor, CriticEnsemble, PixelEncoder, mlp, random_shift
 from robot_rl.rl.settings import AgentConfig
 
 Batch = Mapping[str, object]
+
+#: The gripper critic's choices and the command each sends (toggle mode: ±1 switch, 0 keeps).
+GRIPPER_COMMANDS = (-1.0, 0.0, 1.0)  # open, stay, close
+
+
+def gripper_choice(command: torch.Tensor) -> torch.Tensor:
+    """The discrete choice (0 open, 1 stay, 2 close) an executed gripper command stands for."""
+    return (command > 0.5).long() * 2 + ((command >= -0.5) & (command <= 0.5)).long()
 
 
 class SACAgent:
@@ -37,14 +45,25 @@ class SACAgent:
         image_size = next(iter(sizes))[0]
         state_dim = observation_space[STATE_KEY].shape[0]
 
+        if cfg.gripper_critic and action_dim < 2:
+            raise ValueError("gripper_critic needs an action with a gripper command as its last dimension")
+        # with a gripper critic the actor and critics handle every dimension but the last
+        self.continuous_dim = action_dim - 1 if cfg.gripper_critic else action_dim
         self.encoder = PixelEncoder(self.cameras, image_size, state_dim, cfg.encoder, cfg.encoder_features,
                                     cfg.resnet_path).to(self.device)
-        self.critic = CriticEnsemble(self.encoder.out_dim, action_dim, cfg.hidden, cfg.num_critics).to(self.device)
-        self.actor = Actor(self.encoder.out_dim, action_dim, cfg.hidden).to(self.device)
+        self.critic = CriticEnsemble(self.encoder.out_dim, self.continuous_dim, cfg.hidden,
+                                     cfg.num_critics).to(self.device)
+        self.actor = Actor(self.encoder.out_dim, self.continuous_dim, cfg.hidden).to(self.device)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
-        self.target_entropy = -action_dim / 2 if cfg.target_entropy is None else cfg.target_entropy
+        self.target_entropy = -self.continuous_dim / 2 if cfg.target_entropy is None else cfg.target_entropy
+        self.gripper_q: torch.nn.Module | None = None
+        if cfg.gripper_critic:
+            self.gripper_q = mlp([self.encoder.out_dim, *cfg.hidden, len(GRIPPER_COMMANDS)]).to(self.device)
+            self.gripper_target = copy.deepcopy(self.gripper_q).requires_grad_(False)
+            self.gripper_opt = torch.optim.Adam(self.gripper_q.parameters(), lr=cfg.critic_lr, fused=True)
+        self._rng = np.random.default_rng(seed)
 
         trainable_encoder = [p for p in self.encoder.parameters() if p.requires_grad]
         # fused Adam: one kernel over all parameters instead of a Python loop per tensor
@@ -71,7 +90,13 @@ class SACAgent:
             features = self.encoder(self.encoder.backbone_features(self._images(batch, augment=False)),
                                     batch[STATE_KEY].float())
             action = self.actor.mode(features) if deterministic else self.actor.sample(features)[0]
-        return action[0].float().cpu().numpy()
+            action = action[0].float().cpu().numpy()
+            if self.gripper_q is not None:
+                choice = int(self.gripper_q(features)[0].argmax())
+                if not deterministic and self._rng.random() < self.cfg.gripper_epsilon:
+                    choice = int(self._rng.integers(len(GRIPPER_COMMANDS)))
+                action = np.append(action, np.float32(GRIPPER_COMMANDS[choice]))
+        return action
 
     def _images(self, obs: Mapping[str, torch.Tensor], augment: bool) -> dict[str, torch.Tensor]:
         """uint8 NHWC camera images → float NCHW in [0, 1], randomly shifted when training."""
@@ -93,7 +118,8 @@ class SACAgent:
         images = self.encoder.backbone_features(self._images(obs, augment=True))
         next_images = self.encoder.backbone_features(self._images(next_obs, augment=True))
         state, next_state = obs[STATE_KEY].float(), next_obs[STATE_KEY].float()
-        action = batch["action"].float()
+        full_action = batch["action"].float()
+        action = full_action[:, : self.continuous_dim]
         reward = batch["reward"].float().view(-1)
         not_done = 1.0 - batch["terminated"].float().view(-1)
 
@@ -115,9 +141,29 @@ class SACAgent:
         self.updates += 1
         metrics = {"critic_loss": critic_loss.item(), "q": q.mean().item(), "target_q": target.mean().item()}
 
+        if self.gripper_q is not None:
+            metrics.update(self._update_gripper(features.detach(), next_features, full_action[:, -1], reward,
+                                                not_done))
         if self.updates % self.cfg.actor_update_every == 0:
             metrics.update(self._update_actor(features.detach()))
         return metrics
+
+    def _update_gripper(self, features: torch.Tensor, next_features: torch.Tensor, command: torch.Tensor,
+                        reward: torch.Tensor, not_done: torch.Tensor) -> dict[str, float]:
+        """Double DQN on the gripper choice; opening or closing costs ``gripper_penalty``."""
+        choice = gripper_choice(command)
+        with torch.no_grad():
+            best_next = self.gripper_q(next_features.float()).argmax(-1, keepdim=True)
+            next_q = self.gripper_target(next_features.float()).gather(-1, best_next).squeeze(-1)
+            penalised = reward - self.cfg.gripper_penalty * (choice != 1).float()
+            target = penalised + self.cfg.discount * not_done * next_q
+        q = self.gripper_q(features.float()).gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+        loss = F.mse_loss(q, target)
+        self._step(self.gripper_opt, loss, self.gripper_q.parameters())
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.gripper_target.parameters()), list(self.gripper_q.parameters()),
+                                 self.cfg.tau)
+        return {"gripper_loss": loss.item(), "gripper_q": q.mean().item()}
 
     def _update_actor(self, features: torch.Tensor) -> dict[str, float]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -153,14 +199,18 @@ class SACAgent:
         A frozen backbone is left out: every actor loads it from its own local copy.
         """
         arrays = {}
-        for prefix, module in (("encoder", self.encoder), ("actor", self.actor)):
+        for prefix, module in self._policy_modules():
             for name, tensor in module.state_dict().items():
                 if not name.startswith("backbone."):
                     arrays[f"{prefix}.{name}"] = tensor.detach().float().cpu().numpy()
         return arrays
 
+    def _policy_modules(self) -> list[tuple[str, torch.nn.Module]]:
+        modules = [("encoder", self.encoder), ("actor", self.actor)]
+        return modules + ([("gripper_q", self.gripper_q)] if self.gripper_q is not None else [])
+
     def load_policy_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
-        for prefix, module in (("encoder", self.encoder), ("actor", self.actor)):
+        for prefix, module in self._policy_modules():
             own = {k: v for k, v in module.state_dict().items() if not k.startswith("backbone.")}
             given = {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
             if set(given) != set(own):
@@ -179,6 +229,8 @@ class SACAgent:
             "log_alpha": self.log_alpha.detach().cpu(), "critic_opt": self.critic_opt.state_dict(),
             "actor_opt": self.actor_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
             "updates": self.updates,
+            **({"gripper_q": self.gripper_q.state_dict(), "gripper_target": self.gripper_target.state_dict(),
+                "gripper_opt": self.gripper_opt.state_dict()} if self.gripper_q is not None else {}),
         }
 
     def load_state_dict(self, state: Mapping[str, object]) -> None:
@@ -188,4 +240,7 @@ class SACAgent:
             self.log_alpha.copy_(state["log_alpha"])
         for name in ("critic_opt", "actor_opt", "alpha_opt"):
             getattr(self, name).load_state_dict(state[name])
+        if self.gripper_q is not None:
+            for name in ("gripper_q", "gripper_target", "gripper_opt"):
+                getattr(self, name).load_state_dict(state[name])
         self.updates = int(state["updates"])

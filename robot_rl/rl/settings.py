@@ -25,6 +25,11 @@ class AgentConfig:
     augmentation_pad: int = 4  # DrQ random shift in pixels; 0 turns it off
     grad_clip: float | None = None
     mixed_precision: bool = True  # bf16 autocast, CUDA only
+    # HIL-SERL's discrete gripper: a 3-way double-DQN critic {open, stay, close} for the last
+    # action dimension (needs task.action.gripper_mode=toggle), with a penalty per open/close
+    gripper_critic: bool = False
+    gripper_penalty: float = 0.02
+    gripper_epsilon: float = 0.1  # exploration: a random gripper choice this often while training
 
     def __post_init__(self) -> None:
         if self.num_critics < 1:
@@ -42,6 +47,8 @@ class AgentConfig:
             raise ValueError("learning rates must be > 0")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
+        if self.gripper_penalty < 0 or not 0 <= self.gripper_epsilon <= 1:
+            raise ValueError("gripper_penalty must be >= 0 and gripper_epsilon in [0, 1]")
 
 
 @dataclass
