@@ -146,3 +146,16 @@ def test_training_with_the_discrete_gripper_critic(tmp_path, capsys):
         grip = np.concatenate([store.load_episode(e.index)["action"][:, -1] for e in store.episodes()])
     learned = grip[50:]  # after the random warm-up, the gripper commands are the critic's choices
     assert set(np.unique(learned)) <= {-1.0, 0.0, 1.0}
+
+
+def test_demos_are_recorded_once_and_topped_up(tmp_path):
+    from robot_rl.rl.train import record_demos
+
+    cfg = load_config([*TINY, "task=pick_cube"], name="train")
+    path = tmp_path / "demos.zarr"
+    record_demos(cfg, path, 2)
+    record_demos(cfg, path, 3)
+    record_demos(cfg, path, 3)  # already there: nothing recorded
+    with EpisodeStore.open(path) as store:
+        episodes = store.episodes()
+        assert len(episodes) == 3 and all(e.source == "demo" and e.success for e in episodes)

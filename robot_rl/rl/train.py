@@ -58,26 +58,24 @@ def make_learner(cfg: DictConfig, env: RobotEnv, run_dir: Path, demo_stores: lis
 
 
 def record_demos(cfg: DictConfig, path: Path, episodes: int) -> Path:
-    """Record ``episodes`` scripted-expert episodes (simulated robot only) unless already there."""
+    """Make sure ``path`` holds ``episodes`` scripted-expert demos (simulated robot only),
+    recording the ones missing."""
+    from robot_rl.rollout import FunctionPolicy
     from robot_rl.sim.expert import ScriptedExpert
 
-    if path.exists() and len(EpisodeStore.open(path).episodes(source="demo")) >= episodes:
-        return path
     env = make_env(cfg)
+    spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
+    store = EpisodeStore.open(path, mode="a") if path.exists() else EpisodeStore.create(path, spec)
     try:
-        expert = ScriptedExpert(env, noise=cfg.policy.noise, seed=cfg.seed)
-        spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
-        store = EpisodeStore.create(path, spec)
-
-        class _ExpertPolicy:
-            def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
-                return expert.act(obs)
-
-        actor = Actor(env, _ExpertPolicy(), store=store, source="demo", seed=cfg.seed + 50_000)
-        done = actor.run(max_episodes=episodes)
-        store.close()
-        log.info("recorded %d expert demos (%d successful) in %s", len(done), sum(e.success for e in done), path)
+        missing = episodes - len(store.episodes(source="demo"))
+        if missing > 0:
+            expert = ScriptedExpert(env, noise=cfg.policy.noise, seed=cfg.seed)
+            actor = Actor(env, FunctionPolicy(expert.act), store=store, source="demo",
+                          seed=cfg.seed + 50_000 + episodes - missing)
+            done = actor.run(max_episodes=missing)
+            log.info("recorded %d expert demos (%d successful) in %s", len(done), sum(e.success for e in done), path)
     finally:
+        store.close()
         env.close()
     return path
 
