@@ -84,6 +84,10 @@ class Actor:
         self._steps = 0
         self._interventions = 0
 
+    @property
+    def in_episode(self) -> bool:
+        return self._obs is not None
+
     # ------------------------------------------------------------------ loop
     def run(self, max_steps: int | None = None, max_episodes: int | None = None,
             should_stop: Callable[[], bool] = lambda: False) -> list[EpisodeSummary]:

@@ -188,7 +188,7 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     next_eval = cfg.train.eval_every
     try:
         while actor.total_steps < cfg.train.env_steps:
-            if cfg.robot.backend == "sim" and actor._obs is None:
+            if cfg.robot.backend == "sim" and not actor.in_episode:
                 wait_for_learner(actor.total_steps)
             actor.step()
             bar.update(1)
