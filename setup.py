@@ -58,6 +58,8 @@ INSTALL = [
     "imageio-ffmpeg>=0.5",
     "tqdm>=4.66",
     "wandb>=0.19",
+    "pynput>=1.7",
+    "hidapi>=0.14",
     "grpcio>=1.85.1",
     "protobuf>=7.35.1",
 ]

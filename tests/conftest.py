@@ -1,6 +1,7 @@
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYNPUT_BACKEND", "dummy")  # no display here; the Xvfb test picks xorg itself
 
 import pytest
 

@@ -1,0 +1,1 @@
+"""Teleoperation: devices that read an operator's twist, gripper and events."""

@@ -1,0 +1,43 @@
+"""What every teleop device reports, and the interface it implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+
+class TeleopEvent(StrEnum):
+    INTERVENE = "intervene"  # take over from the policy (held or toggled, per device)
+    SUCCESS = "success"
+    FAILURE = "failure"
+    RESET = "reset"
+    PAUSE = "pause"
+    ESTOP = "estop"
+
+
+@dataclass(frozen=True)
+class TeleopSample:
+    """One reading: a twist in [-1, 1]^6 (vx, vy, vz, wx, wy, wz) in the operator's frame,
+    a gripper command (+1 close, -1 open, None: no command), and the events since the last
+    read (each press reported once)."""
+
+    twist: np.ndarray
+    gripper: float | None = None
+    events: frozenset[TeleopEvent] = field(default_factory=frozenset)
+    stamp: float = 0.0
+
+    def deflected(self, deadzone: float = 0.0) -> bool:
+        """True when the operator is moving the device beyond the deadzone."""
+        return bool(np.max(np.abs(self.twist)) > deadzone)
+
+
+class TeleopDevice(ABC):
+    @abstractmethod
+    def read(self) -> TeleopSample:
+        """The device's state now; never blocks."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the device."""
