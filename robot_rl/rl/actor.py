@@ -1,7 +1,8 @@
 """The actor: runs the policy on the robot at a fixed rate, records every step locally,
 and streams it to the learner.
 
-observation → policy → (intervention hook) → env step → EpisodeStore → learner.
+observation → policy → env step (through the operator's InterventionWrapper, when there
+is one) → EpisodeStore → learner.
 The local EpisodeStore is the record of truth: if the learner is unreachable the actor
 keeps acting and recording, and the streamer catches up when the learner returns.
 """
@@ -29,19 +30,6 @@ class Policy(Protocol):
 
 
 @dataclass
-class Intervention:
-    """What an intervention hook decided for one step."""
-
-    action: np.ndarray  # the executed action
-    active: bool  # the operator's action replaced the policy's
-    label: int = 0  # 1 success, -1 failure, 0 none
-
-
-#: Given the observation and the policy's proposal, return what to execute.
-InterventionHook = Callable[[Observation, np.ndarray], Intervention]
-
-
-@dataclass
 class EpisodeSummary:
     episode: int
     steps: int
@@ -60,7 +48,6 @@ class Actor:
         rate_hz: float | None = None,
         refresh_weights: Callable[[], bool] | None = None,
         weights_every_steps: int = 0,
-        intervention: InterventionHook | None = None,
         source: str = "online",
         seed: int = 0,
         deterministic: bool = False,
@@ -71,7 +58,6 @@ class Actor:
         self.pacer = RatePacer(rate_hz, clock=clock) if rate_hz else None
         self.refresh_weights = refresh_weights
         self.weights_every_steps = weights_every_steps
-        self.intervention = intervention
         self.source, self.seed, self.deterministic = source, seed, deterministic
         self.clock = clock
         self.observer = observer  # called after every reset and step (e.g. to grab video frames)
@@ -114,15 +100,18 @@ class Actor:
         started = self.clock()
         proposal = np.asarray(self.policy.act(self._obs, deterministic=self.deterministic), dtype=np.float32)
         self.timing.inference.append(self.clock() - started)
-        decision = (self.intervention(self._obs, proposal) if self.intervention is not None
-                    else Intervention(proposal, False))
-        next_obs, reward, terminated, truncated, info = self.env.step(decision.action)
+        # an InterventionWrapper reports what was executed instead, and who decided it
+        next_obs, reward, terminated, truncated, info = self.env.step(proposal)
+        intervened = bool(info.get("intervention", False))
         fields = {
-            "action": np.asarray(decision.action, dtype=np.float32), "policy_action": proposal,
+            "action": np.asarray(info.get("executed_action", proposal), dtype=np.float32), "policy_action": proposal,
             "reward": np.float32(reward), "terminated": np.bool_(terminated), "truncated": np.bool_(truncated),
-            "intervention": np.bool_(decision.active), "label": np.int8(decision.label),
+            "intervention": np.bool_(intervened), "label": np.int8(info.get("label", 0)),
             "stamp": np.float64(time.time()),
         }
+        if info.get("paused", False) and not (terminated or truncated):
+            self._obs = next_obs  # the arm is held still and nothing is recorded while paused
+            return None
         if self.store is not None:
             self.store.append_step(obs=next_obs, **fields)
         if self.send is not None:
@@ -130,7 +119,7 @@ class Actor:
         self.total_steps += 1
         self._steps += 1
         self._return += float(reward)
-        self._interventions += int(decision.active)
+        self._interventions += int(intervened)
         self._obs = next_obs
         if self.observer is not None:
             self.observer()
