@@ -7,8 +7,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.robot_rl-installed
-# Offscreen MuJoCo rendering (EGL/Mesa), pyrealsense2 (libusb), keyboard-teleop tests (Xvfb).
-SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libusb-1.0-0 xvfb
+# Offscreen MuJoCo rendering (EGL/Mesa), pyrealsense2 (libusb), keyboard-teleop tests (Xvfb),
+# operator-console tests (headless Chromium).
+SYSTEM_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libusb-1.0-0 xvfb chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export MUJOCO_GL ?= egl

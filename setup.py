@@ -63,7 +63,7 @@ INSTALL = [
     "grpcio>=1.85.1",
     "protobuf>=7.35.1",
 ]
-TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "grpcio-tools==1.85.1"]
+TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "grpcio-tools==1.85.1", "selenium>=4.20"]
 
 setup(
     name=PACKAGE,
@@ -75,7 +75,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]) + sub_packages("drivers") + sub_packages("calibration"),
     package_dir={f"{PACKAGE}.drivers": "drivers", f"{PACKAGE}.calibration": "calibration"},
-    package_data={f"{PACKAGE}.sim": ["assets/*.xml"], f"{PACKAGE}.transport": ["*.proto"]},
+    package_data={f"{PACKAGE}.sim": ["assets/*.xml"], f"{PACKAGE}.transport": ["*.proto"],
+                  f"{PACKAGE}.console": ["*.html"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -53,6 +53,7 @@ class Actor:
         deterministic: bool = False,
         clock: Callable[[], float] = time.perf_counter,
         observer: Callable[[], None] | None = None,
+        console: Any | None = None,
     ):
         self.env, self.policy, self.send, self.store = env, policy, send, store
         self.pacer = RatePacer(rate_hz, clock=clock) if rate_hz else None
@@ -61,6 +62,7 @@ class Actor:
         self.source, self.seed, self.deterministic = source, seed, deterministic
         self.clock = clock
         self.observer = observer  # called after every reset and step (e.g. to grab video frames)
+        self.console = console  # the operator console (robot_rl.console), shown every step
         self.timing = LoopTiming()
         self.total_steps = 0
         self.episodes: list[EpisodeSummary] = []
@@ -111,6 +113,8 @@ class Actor:
         }
         if info.get("paused", False) and not (terminated or truncated):
             self._obs = next_obs  # the arm is held still and nothing is recorded while paused
+            if self.console is not None:
+                self.console.on_step(next_obs, self._episode, self._steps, None, info)
             return None
         if self.store is not None:
             self.store.append_step(obs=next_obs, **fields)
@@ -123,6 +127,8 @@ class Actor:
         self._obs = next_obs
         if self.observer is not None:
             self.observer()
+        if self.console is not None:
+            self.console.on_step(next_obs, self._episode, self._steps, float(reward), info)
         if self.refresh_weights is not None and self.weights_every_steps and \
                 self.total_steps % self.weights_every_steps == 0:
             self.refresh_weights()
@@ -142,11 +148,15 @@ class Actor:
             self.send(begin_record(self._episode, obs))
         if self.observer is not None:
             self.observer()
+        if self.console is not None:
+            self.console.on_step(obs, self._episode, 0)
         if self.pacer is not None:
             self.pacer.reset()
 
     def _end(self, success: bool) -> EpisodeSummary:
         summary = EpisodeSummary(self._episode, self._steps, success, self._return, self._interventions)
+        if self.console is not None:
+            self.console.end_episode(success, self._interventions, self._steps)
         if self.store is not None:
             self.store.end_episode(success=success)
         if self.send is not None:

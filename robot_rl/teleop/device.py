@@ -41,3 +41,24 @@ class TeleopDevice(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device."""
+
+
+class DeviceGroup(TeleopDevice):
+    """Several devices as one (a SpaceMouse and the console, say): motion and gripper from
+    the first device that has any, events from all."""
+
+    def __init__(self, devices: list[TeleopDevice]):
+        if not devices:
+            raise ValueError("a device group needs at least one device")
+        self.devices = list(devices)
+
+    def read(self) -> TeleopSample:
+        samples = [d.read() for d in self.devices]
+        moving = next((s for s in samples if s.deflected()), samples[0])
+        gripper = next((s.gripper for s in samples if s.gripper is not None), None)
+        events = frozenset().union(*(s.events for s in samples))
+        return TeleopSample(moving.twist, gripper, events, max(s.stamp for s in samples))
+
+    def close(self) -> None:
+        for device in self.devices:
+            device.close()
