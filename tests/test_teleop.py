@@ -202,3 +202,47 @@ def test_gripper_command_is_remembered_between_presses():
     toggle = TeleopMapper(ActionSpec(0.02, gripper_mode="toggle"))
     assert toggle.action(TeleopSample(np.zeros(6), gripper=1.0), quat)[-1] == 1.0
     assert toggle.action(TeleopSample(np.zeros(6)), quat)[-1] == 0.0  # toggle mode: no press, no change
+
+
+# ---------------------------------------------------------------------- gamepad
+class JoystickDouble:
+    """Test double of /dev/input/js0: hands out raw 8-byte events, then blocks until closed."""
+
+    def __init__(self, events):
+        self.events = list(events)
+        self.closed = threading.Event()
+
+    def read(self, size):
+        if self.events:
+            return self.events.pop(0)
+        self.closed.wait()  # a real device blocks until the next event
+        raise OSError("device unplugged")
+
+
+def test_gamepad_axes_buttons_and_events_from_raw_joystick_events():
+    from robot_rl.teleop.gamepad import JS_AXIS, JS_BUTTON, JS_INIT, Gamepad, joystick_event
+
+    events = [
+        joystick_event(JS_BUTTON | JS_INIT, 7, 1),  # initial state, not a press
+        joystick_event(JS_AXIS, 1, -32767),  # left stick pushed up: +x
+        joystick_event(JS_AXIS, 0, 1000),  # inside the deadzone
+        joystick_event(JS_BUTTON, 0, 1),  # A: close the gripper
+        joystick_event(JS_BUTTON, 1, 1),  # B held: intervene
+        joystick_event(JS_BUTTON, 3, 1),  # Y: pause
+    ]
+    double = JoystickDouble(events)
+    pad = Gamepad(open_device=lambda: double)
+    try:
+        wait_until(lambda: not double.events)
+        time.sleep(0.05)
+        sample = pad.read()
+        np.testing.assert_allclose(sample.twist, [1, 0, 0, 0, 0, 0])
+        assert sample.gripper == 1.0
+        assert sample.events == {TeleopEvent.INTERVENE, TeleopEvent.PAUSE}
+        assert pad.read().events == {TeleopEvent.INTERVENE}  # the held button stays, the press was once
+        double.closed.set()  # unplugged: motion stops at once
+        wait_until(lambda: not pad.connected)
+        assert not pad.read().deflected()
+    finally:
+        double.closed.set()
+        pad.close()
