@@ -231,7 +231,13 @@ def test_gamepad_axes_buttons_and_events_from_raw_joystick_events():
         joystick_event(JS_BUTTON, 3, 1),  # Y: pause
     ]
     double = JoystickDouble(events)
-    pad = Gamepad(open_device=lambda: double)
+
+    def open_device():
+        if double.closed.is_set():
+            raise OSError("no such device")
+        return double
+
+    pad = Gamepad(open_device=open_device, retry_s=0.05)
     try:
         wait_until(lambda: not double.events)
         time.sleep(0.05)
