@@ -188,8 +188,44 @@ def cmd_eval(overrides: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"rollout": cmd_rollout, "train": cmd_train, "learner": cmd_learner, "actor": cmd_actor,
-            "eval": cmd_eval}
+def cmd_record(overrides: list[str]) -> int:
+    """Record teleoperated demonstrations (teleop=keyboard|spacemouse|gamepad|sim_expert) into record=PATH."""
+    import numpy as np
+
+    from robot_rl.data import StoreSpec
+    from robot_rl.env.factory import make_env
+    from robot_rl.rl.actor import Actor
+    from robot_rl.rollout import EpisodeResult, FunctionPolicy, results_table
+    from robot_rl.teleop.factory import with_operator
+
+    cfg = load_config(overrides, name="train")
+    if cfg.teleop.device == "none" and not cfg.console.enabled:
+        raise ConfigError("invalid value for 'teleop': recording needs an operator: teleop=keyboard, spacemouse, "
+                          "gamepad or sim_expert")
+    run_dir = _run_dir(cfg, "record")
+    path = Path(cfg.record) if cfg.record else run_dir / "demos.zarr"
+    env = make_env(cfg)
+    acting, console = with_operator(env, cfg, operator_only=True)
+    store = _open_for_recording(path, StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0]))
+    hold = FunctionPolicy(lambda obs: np.zeros(env.action_space.shape, np.float32))
+    # a person needs the robot's real pace; the simulated operator does not
+    rate = None if cfg.teleop.device == "sim_expert" else cfg.robot.control_hz
+    actor = Actor(acting, hold, store=store, rate_hz=rate, source="demo", seed=cfg.seed, console=console)
+    try:
+        episodes = actor.run(max_episodes=cfg.episodes)
+    finally:
+        store.close()
+        if console is not None:
+            console.close()
+        env.close()
+    print(results_table([EpisodeResult(e.episode, cfg.seed + e.episode, e.steps, e.success, e.episode_return)
+                         for e in episodes]))
+    print(f"recorded {len(episodes)} demonstrations to {path}")
+    return 0
+
+
+COMMANDS = {"rollout": cmd_rollout, "record": cmd_record, "train": cmd_train, "learner": cmd_learner,
+            "actor": cmd_actor, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,7 @@ class RobotConfig:
     home_ee_pos: list[float] = field(default_factory=lambda: [0.45, 0.0, 0.2])
     start_noise: list[float] = field(default_factory=lambda: [0.04, 0.04, 0.03])
     workspace: Box = field(default_factory=Box)
+    safety: str = "sim_panda"  # safety limits: a file in config/safety/ (without .yaml) or a path
     proprio: list[str] = field(default_factory=lambda: ["ee_pos", "ee_rot6d", "gripper"])
 
 
@@ -86,12 +87,36 @@ class LoggingConfig:
 
 
 @dataclass
+class TeleopConfig:
+    device: str = "none"  # none | keyboard | spacemouse | gamepad | sim_expert
+    frame: str = "base"  # base (operator's frame, turned by operator_yaw) | ee (tool frame)
+    operator_yaw: float = 0.0
+    deadzone: float = 0.05
+    end_on_label: bool = True
+    # the simulated operator (device=sim_expert)
+    stuck_steps: int = 8
+    guide_steps: int = 10
+    budget_start: float = 0.8
+    budget_end: float = 0.05
+    decay_episodes: int = 60
+
+
+@dataclass
+class ConsoleConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"  # any other address requires the run's token
+    port: int = 8080
+
+
+@dataclass
 class Config:
     robot: RobotConfig = field(default_factory=RobotConfig)
     cameras: dict[str, CameraConfig] = field(default_factory=dict)
     task: TaskConfig = field(default_factory=TaskConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    teleop: TeleopConfig = field(default_factory=TeleopConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     seed: int = 0
     episodes: int = 10
     video: str | None = None
@@ -127,6 +152,7 @@ class TrainSection:
     rate_hz: float | None = None
     weights_every_steps: int = 0
     threads: int | None = None
+    stop_at: float | None = None
 
 
 @dataclass
@@ -182,6 +208,7 @@ def validate(cfg: DictConfig) -> None:
     need(cfg.episodes > 0, "episodes", "must be > 0")
     need(cfg.robot.control_hz > 0, "robot.control_hz", "must be > 0")
     need(cfg.robot.physics_dt > 0, "robot.physics_dt", "must be > 0")
+    _validate_safety(cfg)
     need(len(cfg.robot.home_ee_pos) == 3, "robot.home_ee_pos", "must be [x, y, z]")
     for box in ("robot.workspace", "task.cube_region", "task.target_region"):
         low, high = OmegaConf.select(cfg, f"{box}.low"), OmegaConf.select(cfg, f"{box}.high")
@@ -200,8 +227,26 @@ def validate(cfg: DictConfig) -> None:
          "must be 'absolute' or 'toggle'")
     need(cfg.task.success_radius > 0, "task.success_radius", "must be > 0")
     need(cfg.policy.noise >= 0, "policy.noise", "must be >= 0")
+    need(cfg.teleop.device in ("none", "keyboard", "spacemouse", "gamepad", "sim_expert"), "teleop.device",
+         "must be none, keyboard, spacemouse, gamepad or sim_expert")
+    need(cfg.teleop.frame in ("base", "ee"), "teleop.frame", "must be base or ee")
+    need(0 <= cfg.teleop.deadzone < 1, "teleop.deadzone", "must be in [0, 1)")
+    need(0 < cfg.console.port < 65536 or cfg.console.port == 0, "console.port", "must be a TCP port")
     if "train" in cfg:
         validate_training(cfg)
+
+
+def _validate_safety(cfg: DictConfig) -> None:
+    """Load the robot's safety limits now, so a bad limits file stops the start, in one line."""
+    from robot_rl.safety.limits import load_limits
+
+    try:
+        limits = load_limits(cfg.robot.safety)
+    except ConfigError as e:
+        raise ConfigError(f"invalid value for 'robot.safety': {e}") from None
+    if len(limits.joint_names) != cfg.robot.dof:
+        raise ConfigError(f"invalid value for 'robot.safety': {cfg.robot.safety} lists {len(limits.joint_names)} "
+                          f"joints but robot.dof is {cfg.robot.dof}")
 
 
 def validate_training(cfg: DictConfig) -> None:

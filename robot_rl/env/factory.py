@@ -17,17 +17,25 @@ def make_env(cfg: DictConfig, render_mode: str | None = None, with_cameras: bool
         raise ConfigError(f"invalid value for 'robot.backend': only 'sim' is available in this version, got "
                           f"{robot.backend!r}")
     from robot_rl.env.sim_backend import SimBackend
+    from robot_rl.safety.limits import load_limits
+    from robot_rl.sim.simulation import ARM_JOINTS
     from robot_rl.sim.tasks import SIM_TASKS, PickCubeTask, Region
 
     try:
         task_cls = SIM_TASKS.get(task_cfg.name)
     except KeyError as e:
         raise ConfigError(f"invalid value for 'task.name': {e.args[0]}") from None
+    try:  # the robot's limits, with the configured workspace box inside them
+        limits = load_limits(robot.safety, ARM_JOINTS).narrowed(list(robot.workspace.low), list(robot.workspace.high))
+    except ConfigError as e:
+        raise ConfigError(f"invalid value for 'robot.safety': {e}") from None
     backend = SimBackend(
         camera_sizes={name: tuple(cam.resolution) for name, cam in cfg.cameras.items() if with_cameras},
         home_ee_pos=list(robot.home_ee_pos),
         start_noise=list(robot.start_noise),
         physics_dt=robot.physics_dt,
+        limits=limits,
+        control_period=1.0 / robot.control_hz,
     )
     try:
         regions = {k: Region(tuple(task_cfg[k].low), tuple(task_cfg[k].high)) for k in ("cube_region", "target_region")}
@@ -48,7 +56,6 @@ def make_env(cfg: DictConfig, render_mode: str | None = None, with_cameras: bool
             control_hz=robot.control_hz,
             reward=task_cfg.reward,
             terminate_on_success=task_cfg.terminate_on_success,
-            workspace=(list(robot.workspace.low), list(robot.workspace.high)),
             render_mode=render_mode,
         )
     except ValueError as e:

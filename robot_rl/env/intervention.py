@@ -29,6 +29,7 @@ log = logging.getLogger("robot_rl.intervention")
 class InterventionConfig:
     deadzone: float = 0.05  # twist magnitude below which the device counts as untouched
     end_on_label: bool = True  # a success or failure label ends the episode
+    operator_only: bool = False  # recording demos: every step is the operator's (untouched = hold still)
 
 
 class InterventionWrapper(gym.Wrapper):
@@ -53,7 +54,7 @@ class InterventionWrapper(gym.Wrapper):
             self.paused = not self.paused
             log.info("operator %s the run", "paused" if self.paused else "resumed")
         robot = self.env.unwrapped
-        active = (sample.deflected(self.config.deadzone) or sample.gripper is not None
+        active = (self.config.operator_only or sample.deflected(self.config.deadzone) or sample.gripper is not None
                   or TeleopEvent.INTERVENE in events)
         if self.paused:
             executed = self.mapper.action(type(sample)(np.zeros(6)), robot.backend.arm.state().ee_pose[3:])
@@ -63,6 +64,7 @@ class InterventionWrapper(gym.Wrapper):
         else:
             executed = policy_action
         obs, reward, terminated, truncated, info = self.env.step(executed)
+        events = events | self.device.outcome(info)
         label = LABEL_SUCCESS if TeleopEvent.SUCCESS in events else (
             LABEL_FAILURE if TeleopEvent.FAILURE in events else LABEL_NONE)
         if label != LABEL_NONE and self.config.end_on_label:

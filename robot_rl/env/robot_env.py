@@ -21,6 +21,7 @@ from robot_rl.drivers.base import ArmState, GripperState
 from robot_rl.env.backend import RobotBackend
 from robot_rl.env.image import CropResize
 from robot_rl.env.task import Task, TaskStatus
+from robot_rl.safety import EStop, SafeArm, SafetyEvent
 
 STATE_KEY = "state"
 
@@ -126,12 +127,14 @@ class RobotEnv(gym.Env):
         control_hz: float = 10.0,
         reward: str = "sparse",
         terminate_on_success: bool = True,
-        workspace: tuple[Sequence[float], Sequence[float]] | None = None,
         render_mode: str | None = None,
     ):
         missing = [name for name in images if name not in backend.cameras]
         if missing:
             raise ValueError(f"camera(s) {missing} are configured but the robot has only {sorted(backend.cameras)}")
+        if not isinstance(backend.arm, SafeArm):
+            raise ValueError("the robot's arm must be wrapped in robot_rl.safety.SafeArm: every command passes the "
+                             "safety chain")
         if action.gripper and backend.gripper is None:
             raise ValueError("the action has a gripper command but the robot has no gripper")
         if reward not in ("sparse", "dense"):
@@ -144,7 +147,7 @@ class RobotEnv(gym.Env):
         self.proprio = tuple(proprio)
         self.max_steps, self.control_dt = max_steps, 1.0 / control_hz
         self.reward_kind, self.terminate_on_success = reward, terminate_on_success
-        self.workspace = None if workspace is None else (np.asarray(workspace[0]), np.asarray(workspace[1]))
+        self.safety: SafeArm = backend.arm
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": control_hz}
 
@@ -164,7 +167,8 @@ class RobotEnv(gym.Env):
         self._steps = 0
         self._gripper_goal = None if self.backend.gripper is None else self.backend.gripper.state().width
         self._last_status = self.task.status()
-        return self._observe(), self._info(self._last_status)
+        obs = self._observe()
+        return obs, self._info(self._last_status, self.safety.take_events())
 
     def step(self, action: np.ndarray):
         action = np.asarray(action, dtype=np.float32)
@@ -174,10 +178,10 @@ class RobotEnv(gym.Env):
             raise ValueError(f"action has NaN or inf entries: {action.tolist()}; nothing was sent to the robot")
         dpos, drot, grip = self.action_spec.split(np.clip(action, -1.0, 1.0))
 
+        # the target may lie outside the workspace or move too fast: the arm's safety chain
+        # makes it safe (and says so in info["safety_events"])
         ee = self.backend.arm.state().ee_pose
         pos = ee[:3] + dpos
-        if self.workspace is not None:
-            pos = np.clip(pos, *self.workspace)
         if self.action_spec.rotation:
             rot = Rotation.from_rotvec(drot) * Rotation.from_quat(ee[3:], scalar_first=True)
             quat = rot.as_quat(scalar_first=True)
@@ -190,12 +194,13 @@ class RobotEnv(gym.Env):
         self._steps += 1
 
         obs = self._observe()
+        events = self.safety.take_events()
         status = self._last_status = self.task.status()
         # dense rewards are ≤ 0 so that finishing early pays: progress − 1, and 0 on success
         reward = float(status.success) if self.reward_kind == "sparse" else status.progress - 1.0
         terminated = status.success and self.terminate_on_success
         truncated = not terminated and self._steps >= self.max_steps
-        return obs, reward, terminated, truncated, self._info(status)
+        return obs, reward, terminated, truncated, self._info(status, events)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array" or self._last_obs is None:
@@ -220,8 +225,28 @@ class RobotEnv(gym.Env):
     def steps(self) -> int:
         return self._steps
 
+    @property
+    def workspace(self) -> tuple[np.ndarray, np.ndarray]:
+        """The box (low, high; m, base frame) that end-effector targets are kept in."""
+        box = self.safety.limits.workspace
+        return np.asarray(box.low), np.asarray(box.high)
+
+    @property
+    def estop(self) -> EStop:
+        """The robot's e-stop latch: ``estop.trigger(source, reason)``; only ``estop.reset()`` clears it."""
+        return self.safety.estop
+
+    @property
+    def safety_counts(self) -> dict[str, int]:
+        """Safety interventions by reason over the env's life (each step's are in ``info["safety_events"]``)."""
+        return dict(self.safety.counts)
+
     def _observe(self) -> dict[str, np.ndarray]:
-        obs = {name: t(self.backend.cameras[name].read().image) for name, t in self.images.items()}
+        obs = {}
+        for name, t in self.images.items():
+            frame = self.backend.cameras[name].read()
+            self.safety.observed(name, frame.stamp)  # a camera gone stale halts the arm
+            obs[name] = t(frame.image)
         arm = self.backend.arm.state()
         grip = None if self.backend.gripper is None else self.backend.gripper.state()
         state = np.concatenate([PROPRIO[k].read(arm, grip) for k in self.proprio]).astype(np.float32)
@@ -230,8 +255,8 @@ class RobotEnv(gym.Env):
         return obs
 
     @staticmethod
-    def _info(status: TaskStatus) -> dict[str, Any]:
-        return {"is_success": status.success, "progress": status.progress}
+    def _info(status: TaskStatus, events: Sequence[SafetyEvent]) -> dict[str, Any]:
+        return {"is_success": status.success, "progress": status.progress, "safety_events": list(events)}
 
 
 def tile_images(images: Sequence[np.ndarray]) -> np.ndarray:

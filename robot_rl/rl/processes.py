@@ -33,6 +33,7 @@ from robot_rl.rl.pacing import TimingSummary
 from robot_rl.rl.run_log import WandbLog
 from robot_rl.rl.settings import AgentConfig, LearnerConfig
 from robot_rl.rl.train import DEMO_STORE, RandomWarmup, _section, evaluate, pick_device, record_demos
+from robot_rl.teleop.factory import with_operator
 
 log = logging.getLogger("robot_rl.processes")
 
@@ -150,6 +151,7 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     # with the learner's when both run on one machine
     torch.set_num_threads(cfg.train.threads or 1)
     env, eval_env = make_env(cfg), make_env(cfg)
+    acting_env, console = with_operator(env, cfg, token=resolve_token(cfg))
     agent = SACAgent(env.observation_space, env.action_space.shape[0], AgentConfig(**_section(cfg.agent, AgentConfig)),
                      device="cpu", seed=cfg.seed)
     client = LearnerClient(learner_address(cfg, run_dir), resolve_token(cfg), actor_id, tls=_tls(cfg))
@@ -181,8 +183,9 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
 
     wandb_log = WandbLog(cfg, run_dir, "actor")
     policy = RandomWarmup(agent, cfg.train.random_steps, env.action_space, cfg.seed)
-    actor = Actor(env, policy, send=streamer.put, store=store, rate_hz=cfg.train.rate_hz, refresh_weights=refresh,
-                  weights_every_steps=cfg.train.weights_every_steps, seed=cfg.seed)
+    actor = Actor(acting_env, policy, send=streamer.put, store=store, rate_hz=cfg.train.rate_hz,
+                  refresh_weights=refresh, weights_every_steps=cfg.train.weights_every_steps, seed=cfg.seed,
+                  console=console)
     report = ActorReport()
     bar = tqdm(total=cfg.train.env_steps, unit="step", disable=not progress_bar, dynamic_ncols=True)
     next_eval = cfg.train.eval_every
@@ -203,10 +206,14 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
                                "weights_version": version}, actor.total_steps)
                 bar.set_postfix(eval=f"{success:.0%}", train=f"{np.mean(recent) if recent else 0:.0%}",
                                 weights=version, queued=streamer.pending)
+                if console is not None:
+                    console.set_learner_stats(weights=version, eval_success=f"{success:.0%}")
         streamer.flush(timeout=30)
     finally:
         bar.close()
         wandb_log.close()
+        if console is not None:
+            console.close()
         streamer.close()
         client.close()
         store.close()

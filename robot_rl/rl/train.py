@@ -24,6 +24,7 @@ from robot_rl.rl.learner import Learner
 from robot_rl.rl.pacing import TimingSummary
 from robot_rl.rl.run_log import WandbLog
 from robot_rl.rl.settings import AgentConfig, LearnerConfig
+from robot_rl.teleop.factory import with_operator
 
 log = logging.getLogger("robot_rl.train")
 
@@ -101,9 +102,16 @@ def evaluate(agent: SACAgent, env: RobotEnv, episodes: int, seed: int = 100_000)
     return float(np.mean([e.success for e in actor.run(max_episodes=episodes)]))
 
 
+def intervention_rate(actor: Actor, episodes: int = 20) -> float:
+    """Share of the steps of the last ``episodes`` episodes in which the operator acted."""
+    recent = actor.episodes[-episodes:]
+    return sum(e.interventions for e in recent) / max(1, sum(e.steps for e in recent))
+
+
 @dataclass
 class TrainReport:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, eval success)
+    intervention_curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, share of steps)
     env_steps: int = 0
     updates: int = 0
     episodes: int = 0
@@ -124,11 +132,13 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
         torch.set_num_threads(cfg.train.threads)
     demos = [record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)] if cfg.train.demos else []
     env, eval_env = make_env(cfg), make_env(cfg)
+    acting_env, console = with_operator(env, cfg)
     wandb_log = WandbLog(cfg, run_dir, "train")
     learner = make_learner(cfg, env, run_dir / "learner", demos, log_metrics=wandb_log.log)
     agent = learner.agent
     policy = RandomWarmup(agent, max(0, cfg.train.random_steps - learner.env_steps), env.action_space, cfg.seed)
-    actor = Actor(env, policy, send=lambda record: learner.ingest("local", [record]), seed=cfg.seed)
+    actor = Actor(acting_env, policy, send=lambda record: learner.ingest("local", [record]), seed=cfg.seed,
+                  console=console)
     actor.total_steps = learner.env_steps
     report = TrainReport()
     bar = tqdm(total=cfg.train.env_steps, initial=actor.total_steps, unit="step", disable=not progress_bar,
@@ -143,17 +153,23 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
             if actor.total_steps % cfg.train.eval_every == 0 or actor.total_steps == cfg.train.env_steps:
                 success = evaluate(agent, eval_env, cfg.train.eval_episodes)
                 report.curve.append((actor.total_steps, success))
+                report.intervention_curve.append((actor.total_steps, intervention_rate(actor)))
                 recent = [e.success for e in actor.episodes[-20:]]
-                wandb_log.log({"eval_success": success}, actor.total_steps)
+                wandb_log.log({"eval_success": success, "intervention_rate": report.intervention_curve[-1][1]},
+                              actor.total_steps)
                 bar.set_postfix(eval=f"{success:.0%}", train=f"{np.mean(recent) if recent else 0:.0%}",
                                 updates=agent.updates, q=f"{metrics.get('q', float('nan')):.2f}")
                 log.info("steps %d eval success %.2f updates %d", actor.total_steps, success, agent.updates)
+                if cfg.train.stop_at is not None and success >= cfg.train.stop_at:
+                    break
         if learner.run_dir is not None:
             learner.checkpoint()
     finally:
         bar.close()
         wandb_log.close()
         learner.close()
+        if console is not None:
+            console.close()
         env.close()
         eval_env.close()
     report.env_steps, report.updates, report.episodes = actor.total_steps, agent.updates, len(actor.episodes)

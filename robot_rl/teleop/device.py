@@ -39,6 +39,11 @@ class TeleopDevice(ABC):
     def read(self) -> TeleopSample:
         """The device's state now; never blocks."""
 
+    def outcome(self, info: dict) -> frozenset[TeleopEvent]:
+        """Labels for the step just taken, from an operator who watches its outcome (the
+        simulated one); a person's labels come through :meth:`read` instead."""
+        return frozenset()
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device."""
 
@@ -58,6 +63,9 @@ class DeviceGroup(TeleopDevice):
         gripper = next((s.gripper for s in samples if s.gripper is not None), None)
         events = frozenset().union(*(s.events for s in samples))
         return TeleopSample(moving.twist, gripper, events, max(s.stamp for s in samples))
+
+    def outcome(self, info: dict) -> frozenset[TeleopEvent]:
+        return frozenset().union(*(d.outcome(info) for d in self.devices))
 
     def close(self) -> None:
         for device in self.devices:

@@ -5,7 +5,7 @@ It takes over when the policy is stuck (task progress has not risen for ``stuck_
 steps, which also covers moving away from the goal), guides for ``guide_steps`` steps and
 hands back. Its budget, the share of an episode's steps it may guide, falls linearly from
 ``budget_start`` to ``budget_end`` over ``decay_episodes`` episodes: often early, rarely
-later. It labels success when the task is solved. This makes human-in-the-loop training
+later. It labels the step that solved the task as a success. This makes human-in-the-loop training
 reproducible in tests and benchmarks.
 """
 
@@ -69,9 +69,6 @@ class SimOperator(TeleopDevice):
         self._last_step = steps
         status = self.env.task.status()
         events: set[TeleopEvent] = set()
-        if status.success and not self._labelled:
-            self._labelled = True
-            events.add(TeleopEvent.SUCCESS)
         if status.progress > self._best + self.config.progress_epsilon:
             self._best, self._since_best = status.progress, 0
         else:
@@ -87,6 +84,13 @@ class SimOperator(TeleopDevice):
             return self._guide(events)
         self._guiding = 0
         return TeleopSample(np.zeros(6), None, frozenset(events), time.monotonic())
+
+    def outcome(self, info: dict) -> frozenset[TeleopEvent]:
+        """A good operator labels the step that solved the task."""
+        if info.get("is_success") and not self._labelled:
+            self._labelled = True
+            return frozenset({TeleopEvent.SUCCESS})
+        return frozenset()
 
     def _guide(self, events: set[TeleopEvent]) -> TeleopSample:
         spec = self.env.action_spec

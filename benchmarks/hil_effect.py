@@ -1,0 +1,68 @@
+"""What a (simulated) operator is worth: pick_cube from pixels with and without the
+simulated operator, same seeds and budget, no scripted demos.
+
+    python benchmarks/hil_effect.py [--env-steps 8000] [--eval-every 500] [--json] [key=value ...]
+
+Reports env steps to reach 80 % eval success for each run (None: not within the budget;
+each run stops once it gets there),
+final success, and the operator's intervention rate over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+from robot_rl.config import load_config
+from robot_rl.report import print_report
+from robot_rl.rl.train import TrainReport, train_in_process
+
+
+def steps_to(curve: list[tuple[int, float]], level: float) -> int | None:
+    return next((steps for steps, success in curve if success >= level), None)
+
+
+def run(teleop: str, args: argparse.Namespace, root: Path) -> TrainReport:
+    overrides = ["task=pick_cube", "task.reward=dense", f"teleop={teleop}", f"train.env_steps={args.env_steps}",
+                 f"train.eval_every={args.eval_every}", f"train.eval_episodes={args.eval_episodes}",
+                 "train.processes=1", "train.stop_at=0.8", "logging.wandb=disabled", f"seed={args.seed}",
+                 *args.overrides]
+    cfg = load_config(overrides, name="train")
+    return train_in_process(cfg, root / teleop, progress_bar=not args.json)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env-steps", type=int, default=8000)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    root = Path(tempfile.mkdtemp(prefix="hil_effect_"))
+    with_op, without = run("sim_expert", args, root), run("none", args, root)
+
+    rows = []
+    for (steps, success), (_, success_without), (_, rate) in zip(with_op.curve, without.curve,
+                                                                 with_op.intervention_curve, strict=True):
+        rows.append([steps, success, success_without, rate])
+    to_80_with, to_80_without = steps_to(with_op.curve, 0.8), steps_to(without.curve, 0.8)
+    if to_80_with is not None:
+        # a run that never got there counts as the whole budget: the cut is then a lower bound
+        cut = 1 - to_80_with / (to_80_without if to_80_without is not None else args.env_steps)
+    else:
+        cut = None
+    summary = {"steps_to_80_with": to_80_with, "steps_to_80_without": to_80_without,
+               "final_success_with": with_op.final_success, "final_success_without": without.final_success,
+               "steps_cut": cut, "steps_cut_is_lower_bound": to_80_without is None,
+               "intervention_rate": with_op.intervention_curve, "env_steps": args.env_steps}
+    print_report(f"hil_effect: pick_cube from pixels, {args.env_steps} steps, with/without the simulated operator",
+                 ["env steps", "success with", "success without", "intervention rate"], rows, summary, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The operator's devices from config, and the env wrapped so they act through it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from robot_rl.config import ConfigError
+from robot_rl.env.intervention import InterventionConfig, InterventionWrapper
+from robot_rl.env.robot_env import RobotEnv
+from robot_rl.teleop.device import DeviceGroup, TeleopDevice
+from robot_rl.teleop.mapping import TeleopMapper, TwistMapping
+
+DEVICES = ("none", "keyboard", "spacemouse", "gamepad", "sim_expert")
+
+
+def make_device(cfg: DictConfig, env: RobotEnv) -> TeleopDevice | None:
+    t = cfg.teleop
+    if t.device == "none":
+        return None
+    if t.device == "keyboard":
+        from robot_rl.teleop.keyboard import Keyboard
+
+        return Keyboard()
+    if t.device == "spacemouse":
+        from robot_rl.teleop.spacemouse import SpaceMouse, SpaceMouseConfig
+
+        return SpaceMouse(SpaceMouseConfig(deadzone=t.deadzone))
+    if t.device == "gamepad":
+        from robot_rl.teleop.gamepad import Gamepad, GamepadConfig
+
+        return Gamepad(GamepadConfig(deadzone=t.deadzone))
+    if t.device == "sim_expert":
+        from robot_rl.env.sim_backend import SimBackend
+        from robot_rl.teleop.sim_operator import SimOperator, SimOperatorConfig
+
+        if not isinstance(env.unwrapped.backend, SimBackend):
+            raise ConfigError("invalid value for 'teleop.device': sim_expert needs the simulated robot (robot=sim)")
+        return SimOperator(env, SimOperatorConfig(t.stuck_steps, t.guide_steps, t.budget_start, t.budget_end,
+                                                  t.decay_episodes), seed=cfg.seed)
+    raise ConfigError(f"invalid value for 'teleop.device': unknown device {t.device!r}; choose one of {DEVICES}")
+
+
+def with_operator(env: RobotEnv, cfg: DictConfig, token: str | None = None,
+                  operator_only: bool = False) -> tuple[Any, Any | None]:
+    """``env`` behind an InterventionWrapper when there is a device or a console, and the console.
+
+    ``operator_only``: recording demonstrations, every step is the operator's."""
+    devices = []
+    device = make_device(cfg, env)
+    if device is not None:
+        devices.append(device)
+    console = None
+    if cfg.console.enabled:
+        from robot_rl.console.server import Console
+
+        try:
+            console = Console(cfg.console.host, cfg.console.port, token=token)
+        except ValueError as e:
+            raise ConfigError(f"invalid value for 'console.host': {e}") from None
+        devices.append(console)
+    if not devices:
+        return env, None
+    mapper = TeleopMapper(env.action_spec, TwistMapping(cfg.teleop.frame, cfg.teleop.operator_yaw))
+    group = devices[0] if len(devices) == 1 else DeviceGroup(devices)
+    config = InterventionConfig(cfg.teleop.deadzone, cfg.teleop.end_on_label, operator_only)
+    return InterventionWrapper(env, group, mapper, config), console
