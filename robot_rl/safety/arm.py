@@ -24,6 +24,8 @@ from robot_rl.safety.watchdog import Watchdog
 
 log = logging.getLogger("robot_rl.safety")
 
+ALARMING = frozenset({"watchdog", "estop", "finite", "contact"})
+
 
 class SafeArm(Arm):
     def __init__(self, arm: Arm, chain: SafetyChain, watchdog: Watchdog, clock: Callable[[], float],
@@ -128,7 +130,9 @@ class SafeArm(Arm):
     def _record(self, events: list[SafetyEvent]) -> None:
         for e in events:
             self.counts[e.reason] += 1
-            log.log(logging.WARNING if e.filter in ("watchdog", "estop") else logging.INFO,
+            # limiting a learning policy's moves is routine (counted, and in each step's info);
+            # a halt, a fault or a bad command is worth a line in the log
+            log.log(logging.WARNING if e.filter in ALARMING else logging.DEBUG,
                     "safety %s: %s %s", e.filter, e.reason, e.values)
         self._events.extend(events)
 
