@@ -109,7 +109,8 @@ def assert_within_limits(chain, out, state, now):
         assert abs(np.linalg.norm(pose[3:]) - 1) < TOL
         p, move = np.array(state.pos), pose[:3] - np.array(state.pos)
         force = np.array(state.force)
-        low, high = np.array(LIMITS.workspace.low), np.array(LIMITS.workspace.high)
+        margin = LIMITS.tracking_margin  # commands keep this far inside the box
+        low, high = np.array(LIMITS.workspace.low) + margin, np.array(LIMITS.workspace.high) - margin
         outside = max(np.max(low - p), np.max(p - high))
         tolerance = Workspace(low, high, LIMITS.orientation.low, LIMITS.orientation.high).tolerance
         if np.linalg.norm(force) > LIMITS.contact.max_force and outside <= tolerance:  # backing off along the force
@@ -387,7 +388,8 @@ GOOD = limits_path("sim_panda").read_text()
 @pytest.mark.parametrize(("edit", "message"), [
     (("joint4: {lower: -3.0718, upper: -0.0698", "joint4: {lower: 1.0, upper: -0.0698"),
      "'joints.limits.joint4' lower 1.0 > upper -0.0698"),
-    (("low: [0.25, -0.35, 0.025]", "low: [0.25, 0.5, 0.025]"), "'workspace.low[1]' is above workspace.high[1]"),
+    (("low: [0.25, -0.35, 0.015]", "low: [0.25, 0.5, 0.015]"), "'workspace.low[1]' is above workspace.high[1]"),
+    (("tracking_margin: 0.01", "tracking_margin: 0.5"), "'tracking_margin' 0.5 leaves nothing"),
     (("    joint7: {lower: -2.8973, upper: 2.8973, max_velocity: 2.61}\n", ""), "missing joint 'joint7'"),
     (("command_timeout: 0.2", "command_timeout: -0.2"), "'watchdog.command_timeout' must be > 0 s, got -0.2"),
     (("max_step: 0.035", "max_stepp: 0.035"), "'ee.max_stepp'"),

@@ -227,7 +227,8 @@ class RobotEnv(gym.Env):
 
     @property
     def workspace(self) -> tuple[np.ndarray, np.ndarray]:
-        """The box (low, high; m, base frame) that end-effector targets are kept in."""
+        """The box (low, high; m, base frame) the end effector stays in (targets keep the safety
+        limits' ``tracking_margin`` inside it)."""
         box = self.safety.limits.workspace
         return np.asarray(box.low), np.asarray(box.high)
 

@@ -1,9 +1,9 @@
 """Auditing the safety chain on the simulated arm: run a policy and count what got through.
 
 Used by the tests and ``benchmarks/safety.py``. Two violations are counted per step, from
-the simulator's ground truth rather than from the chain's own bookkeeping: the end
-effector outside the workspace box (beyond a tracking tolerance), and any gripper geom
-penetrating the table.
+the simulator's ground truth rather than from the chain's own bookkeeping: the measured end
+effector outside the workspace box (commands keep ``tracking_margin`` inside it), and any
+gripper geom penetrating the table.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import numpy as np
 
 from robot_rl.env.robot_env import RobotEnv
 
-TRACKING_TOLERANCE = 0.01  # m the servoed end effector may overshoot a target on the box face (seen: ≤ 5 mm)
-
 
 @dataclass
 class AuditResult:
     steps: int = 0
-    box_violations: int = 0  # steps with the end effector outside the box by more than the tolerance
+    box_violations: int = 0  # steps with the measured end effector outside the box
     table_penetrations: int = 0  # steps with a gripper geom inside the table
     max_box_excess: float = 0.0  # m
     max_penetration: float = 0.0  # m
@@ -65,7 +63,7 @@ def run_policy(env: RobotEnv, policy: Callable[[RobotEnv, np.random.Generator], 
         excess, depth = box_excess(env), table_penetration(env)
         result.max_box_excess = max(result.max_box_excess, excess)
         result.max_penetration = max(result.max_penetration, depth)
-        result.box_violations += excess > TRACKING_TOLERANCE
+        result.box_violations += excess > 0.0
         result.table_penetrations += depth > 0.0
         if terminated or truncated:
             episode += 1

@@ -75,6 +75,9 @@ class WatchdogLimits:
 class SafetyLimits:
     robot: str = MISSING
     workspace: BoxLimits = field(default_factory=BoxLimits)  # end-effector position (m, base frame)
+    # commands stay this far inside the workspace box, so that the measured end effector,
+    # which lags or overshoots its target by up to this much, never leaves the box
+    tracking_margin: float = 0.0
     orientation: BoxLimits = field(default_factory=BoxLimits)  # roll, pitch, yaw (rad)
     ee: EELimits = field(default_factory=EELimits)
     joints: JointLimits = field(default_factory=JointLimits)
@@ -138,6 +141,10 @@ def validate(limits: SafetyLimits, joint_names: Sequence[str] | None = None, sou
         for i, (lo, hi) in enumerate(zip(low, high, strict=True)):
             need(math.isfinite(lo) and math.isfinite(hi), f"{box}.low[{i}]", "and high must be finite numbers")
             need(lo <= hi, f"{box}.low[{i}]", f"is above {box}.high[{i}]: lower {lo} > upper {hi}")
+    m = limits.tracking_margin
+    need(m >= 0, "tracking_margin", f"must be >= 0, got {m}")
+    need(all(hi - lo > 2 * m for lo, hi in zip(limits.workspace.low, limits.workspace.high, strict=True)),
+         "tracking_margin", f"{m} leaves nothing of the workspace box inside it")
     o = limits.orientation
     need(-math.pi / 2 < o.low[1] and o.high[1] < math.pi / 2, "orientation", "pitch bounds must lie inside "
          f"(-π/2, π/2), got {o.low[1]}..{o.high[1]}")
