@@ -60,6 +60,7 @@ INSTALL = [
     "wandb>=0.19",
     "pynput>=1.7",
     "hidapi>=0.14",
+    "transformers>=4.40",
     "grpcio>=1.85.1",
     "protobuf>=7.35.1",
 ]
