@@ -159,6 +159,9 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
                               actor.total_steps)
                 bar.set_postfix(eval=f"{success:.0%}", train=f"{np.mean(recent) if recent else 0:.0%}",
                                 updates=agent.updates, q=f"{metrics.get('q', float('nan')):.2f}")
+                if console is not None:
+                    console.set_learner_stats(updates=agent.updates, eval_success=f"{success:.0%}",
+                                              critic_loss=round(metrics.get("critic_loss", float("nan")), 4))
                 log.info("steps %d eval success %.2f updates %d", actor.total_steps, success, agent.updates)
                 if cfg.train.stop_at is not None and success >= cfg.train.stop_at:
                     break
