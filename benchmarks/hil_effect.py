@@ -46,10 +46,11 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="hil_effect_"))
     with_op, without = run("sim_expert", args, root), run("none", args, root)
 
-    rows = []
-    for (steps, success), (_, success_without), (_, rate) in zip(with_op.curve, without.curve,
-                                                                 with_op.intervention_curve, strict=True):
-        rows.append([steps, success, success_without, rate])
+    # each run stops once it reaches 80 %, so the curves may differ in length
+    with_curve, without_curve = dict(with_op.curve), dict(without.curve)
+    rates = dict(with_op.intervention_curve)
+    rows = [[steps, with_curve.get(steps), without_curve.get(steps), rates.get(steps)]
+            for steps in sorted(with_curve.keys() | without_curve.keys())]
     to_80_with, to_80_without = steps_to(with_op.curve, 0.8), steps_to(without.curve, 0.8)
     if to_80_with is not None:
         # a run that never got there counts as the whole budget: the cut is then a lower bound
