@@ -10,6 +10,8 @@ the e-stop, and only a person's explicit reset clears that.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -25,6 +27,7 @@ from robot_rl.safety.watchdog import Watchdog
 log = logging.getLogger("robot_rl.safety")
 
 ALARMING = frozenset({"watchdog", "estop", "finite", "contact"})
+WARN_EVERY_S = 5.0  # a repeated alarm is logged at most this often (every one is counted)
 
 
 class SafeArm(Arm):
@@ -39,6 +42,7 @@ class SafeArm(Arm):
         self.counts: Counter[str] = Counter()  # every intervention by reason, for the life of the arm
         self.halted = False
         self._events: list[SafetyEvent] = []
+        self._last_warning: dict[str, tuple[float, int]] = {}  # reason → (wall time, events since)
         self.watchdog.reset(clock())
 
     @classmethod
@@ -131,9 +135,18 @@ class SafeArm(Arm):
         for e in events:
             self.counts[e.reason] += 1
             # limiting a learning policy's moves is routine (counted, and in each step's info);
-            # a halt, a fault or a bad command is worth a line in the log
-            log.log(logging.WARNING if e.filter in ALARMING else logging.DEBUG,
-                    "safety %s: %s %s", e.filter, e.reason, e.values)
+            # a halt, a fault or a bad command is worth a line in the log, once every few seconds
+            if e.filter not in ALARMING:
+                log.debug("safety %s: %s %s", e.filter, e.reason, e.values)
+                continue
+            now = time.monotonic()
+            last, since = self._last_warning.get(e.reason, (-math.inf, 0))
+            if now - last >= WARN_EVERY_S:
+                more = f" (and {since} more since the last report)" if since else ""
+                log.warning("safety %s: %s %s%s", e.filter, e.reason, e.values, more)
+                self._last_warning[e.reason] = (now, 0)
+            else:
+                self._last_warning[e.reason] = (last, since + 1)
         self._events.extend(events)
 
     def _send(self, safe: Command) -> None:
