@@ -371,27 +371,35 @@ def test_kill_minus_nine_loses_no_committed_step(tmp_path):
     rng = np.random.default_rng(1234)
     committed = 0
     unfinished_seen = kills_mid_run = checked = 0
+    promised = 0  # steps the writers said they had committed before their kill: a floor, whatever the CPU speed
     for run in range(52):
         proc = subprocess.Popen([sys.executable, str(script), str(path), str(run)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if run % 5 == 4:  # now and then kill at any moment, even during start-up or recovery
             time.sleep(rng.uniform(0.0, 0.4))
-        else:
-            assert proc.stdout.readline().startswith("open")
-            time.sleep(rng.uniform(0.0, 0.08))
+        else:  # let it commit a few steps, then kill it a random moment later
+            opened = proc.stdout.readline().split()
+            assert opened[0] == "open", opened
+            target = int(opened[1]) + int(rng.integers(2, 12))
+            while int(proc.stdout.readline()) < target:
+                pass
+            promised = committed = target
+            kills_mid_run += 1
+            time.sleep(rng.uniform(0.0, 0.01))
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == -signal.SIGKILL, err
         counts = [int(line) for line in out.split() if line.isdigit()]
         if counts:
             committed = counts[-1]
-            kills_mid_run += 1
+        if run % 5 == 4:
+            kills_mid_run += bool(counts)
         reader = EpisodeStore.open(path)
         unfinished_seen += any(not e.complete for e in reader.episodes())
         assert reader.num_steps >= committed, f"run {run}: {reader.num_steps} steps, {committed} were committed"
         committed = assert_kill_test_store_intact(reader, from_episode=checked)
         checked = max(0, len(reader) - 1)
-    assert kills_mid_run >= 30 and committed > 200
+    assert kills_mid_run >= 30 and committed >= promised > 200
     assert unfinished_seen >= 10  # kills did land mid-episode, and those episodes were kept
     with EpisodeStore.open(path, mode="a") as final:
         assert final.check() == []
