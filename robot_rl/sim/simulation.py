@@ -68,6 +68,7 @@ class ArmSimulation:
         self.table_geom = m.geom("table").id
         gripper_bodies = {m.body(b).id for b in ("hand", "left_finger", "right_finger")}
         self.gripper_geoms = {g for g in range(m.ngeom) if m.geom_bodyid[g] in gripper_bodies}
+        self._is_gripper_geom = np.isin(np.arange(m.ngeom), sorted(self.gripper_geoms))
         self.finger_geoms = (m.geom("left_pad").id, m.geom("right_pad").id)
         self.cube_geom = m.geom("cube_geom").id
         self._jacp = np.zeros((3, m.nv))
@@ -109,30 +110,30 @@ class ArmSimulation:
 
     def fingers_touch_cube(self) -> bool:
         """True when both finger pads are in contact with the cube (a grasp)."""
-        touching = set()
-        for c in self.data.contact[: self.data.ncon]:
-            pair = {c.geom1, c.geom2}
-            if self.cube_geom in pair:
-                touching |= pair & set(self.finger_geoms)
-        return len(touching) == 2
+        if self.data.ncon == 0:
+            return False
+        geoms = self.data.contact.geom  # (ncon, 2)
+        with_cube = geoms[(geoms == self.cube_geom).any(axis=1)]
+        return all((with_cube == pad).any() for pad in self.finger_geoms)
 
     def contact_wrench(self) -> np.ndarray:
         """Force (N) and torque (N·m, about the TCP) that contacts exert on the gripper, base frame."""
         wrench = np.zeros(6)
+        if self.data.ncon == 0:
+            return wrench
+        contacts = self.data.contact
+        on = self._is_gripper_geom[contacts.geom]  # (ncon, 2); looked up in bulk, not contact by contact
         local = np.zeros(6)
         tcp = self.data.site_xpos[self.ee_site]
-        for i, c in enumerate(self.data.contact[: self.data.ncon]):
-            on1, on2 = c.geom1 in self.gripper_geoms, c.geom2 in self.gripper_geoms
-            if on1 == on2:
-                continue
+        for i in np.flatnonzero(on[:, 0] != on[:, 1]):
             mujoco.mj_contactForce(self.model, self.data, i, local)
-            frame = c.frame.reshape(3, 3)  # rows: contact normal and tangents, world frame
+            frame = contacts.frame[i].reshape(3, 3)  # rows: contact normal and tangents, world frame
             # mj_contactForce gives the force geom1 exerts on geom2, in the contact frame.
             force = frame.T @ local[:3]
-            if on1:
+            if on[i, 0]:
                 force = -force
             wrench[:3] += force
-            wrench[3:] += np.cross(c.pos - tcp, force)
+            wrench[3:] += np.cross(contacts.pos[i] - tcp, force)
         return wrench
 
     # ---------------------------------------------------------------- commands
