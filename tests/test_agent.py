@@ -393,6 +393,19 @@ def test_random_shift_is_an_integer_shift_of_a_replicate_padded_image():
     assert torch.equal(random_shift(images, -1), images)
 
 
+def test_both_shift_kernels_make_the_same_crops():
+    """The CPU path (pad, then copy windows) and the accelerator path (one gather) agree."""
+    from robot_rl.rl.networks import shift_by_copy, shift_by_gather
+
+    pad, n, h, w = 4, 32, 12, 10
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8, generator=g)
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=g)
+    offsets[:4] = torch.tensor([[0, 0], [2 * pad, 2 * pad], [0, 2 * pad], [pad, pad]])  # the corners and no shift
+    assert torch.equal(shift_by_copy(images, offsets, pad), shift_by_gather(images, offsets, pad))
+    assert torch.equal(shift_by_copy(images, offsets, pad)[3], images[3])
+
+
 # ---------------------------------------------------------------------- gripper critic
 def test_gripper_choice_maps_commands_to_open_stay_close():
     from robot_rl.rl.agent import gripper_choice
