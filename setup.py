@@ -63,6 +63,7 @@ INSTALL = [
     "transformers>=4.40",
     "grpcio>=1.85.1",
     "protobuf>=7.35.1",
+    "rosbags>=0.10",
 ]
 TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "grpcio-tools==1.85.1", "selenium>=4.20"]
 
