@@ -89,5 +89,10 @@ setup(
     extras_require={"test": TEST},
     zip_safe=False,
     cmdclass={"develop": develop},
-    entry_points={"console_scripts": ["robot-rl = robot_rl.cli:main"]},
+    entry_points={"console_scripts": [
+        "robot-rl = robot_rl.cli:main",
+        # ROS 2 nodes: `ros2 run robot_rl <name>` (setup.cfg puts them in lib/robot_rl)
+        "sim_robot_node = robot_rl.ros.nodes:sim_robot_main",
+        "teleop_node = robot_rl.ros.nodes:teleop_main",
+    ]},
 )

@@ -74,6 +74,10 @@ def test_plain_pip_install_has_modules_config_and_ament_files(tmp_path):
     assert (share / "package.xml").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "robot_rl").is_file()
     assert (share / "config" / "task" / "pick_cube.yaml").is_file()
+    # what `ros2 launch robot_rl sim.launch.py` needs: the launch file, its parameter files, the nodes
+    assert (share / "launch" / "sim.launch.py").is_file()
+    assert all((share / "config" / "ros" / f"{node}.yaml").is_file() for node in ("sim_robot", "teleop"))
+    assert {"robot-rl", "sim_robot_node", "teleop_node"} <= {p.name for p in (prefix / "bin").iterdir()}
     assert (site_dir / "robot_rl" / "sim" / "assets" / "scene.xml").is_file()
 
 

@@ -1,0 +1,155 @@
+"""What each ROS 2 node does, without ROS: the nodes in ``robot_rl/ros/nodes.py`` only
+declare parameters, create publishers and subscriptions, and hand messages to these
+classes and publish what they return. So all of the logic runs in tests on machines
+without ROS, against the real message definitions (rosbags).
+
+Each ``tick`` returns ``(topic, message)`` pairs, topics relative to the node.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from robot_rl.drivers.base import Camera
+from robot_rl.ros import convert
+from robot_rl.ros.convert import MessageError, MessageTypes
+from robot_rl.safety.arm import SafeArm
+from robot_rl.teleop.device import TeleopDevice
+
+log = logging.getLogger("robot_rl.ros")
+
+Outgoing = list[tuple[str, Any]]
+
+
+class CameraStream:
+    """camera_node: each tick, the newest frame as ``image_raw`` (and ``image_raw/compressed``)
+    with its ``camera_info``, stamped with the capture time."""
+
+    def __init__(self, camera: Camera, types: MessageTypes, frame_id: str, encoding: str = "rgb8",
+                 compressed: str | None = None):
+        if encoding not in ("rgb8", "bgr8"):
+            raise ValueError(f"a colour camera publishes rgb8 or bgr8, got {encoding!r}")
+        if compressed not in (None, "jpeg", "png"):
+            raise ValueError(f"compressed must be 'jpeg', 'png' or empty, got {compressed!r}")
+        self.camera, self.types, self.frame_id = camera, types, frame_id
+        self.encoding, self.compressed = encoding, compressed
+        info = camera.info()
+        self.info = type(info)(info.width, info.height, info.fx, info.fy, info.cx, info.cy, frame_id,
+                               info.distortion)
+        self._last_stamp: float | None = None
+
+    def tick(self) -> Outgoing:
+        frame = self.camera.read()
+        if frame.stamp == self._last_stamp:  # never publish a frame twice
+            return []
+        self._last_stamp = frame.stamp
+        out = [("image_raw", convert.image_to_msg(self.types, frame.image, frame.stamp, self.frame_id, self.encoding)),
+               ("camera_info", convert.camera_info_to_msg(self.types, self.info, frame.stamp))]
+        if self.compressed:
+            out.append(("image_raw/compressed", convert.compressed_image_to_msg(
+                self.types, frame.image, frame.stamp, self.frame_id, self.compressed)))
+        return out
+
+
+class ArmServer:
+    """arm_node: takes end-effector targets (``target_pose``) or twists (``target_twist``),
+    passes every one through the arm's safety chain, watchdog and e-stop latch
+    (:class:`SafeArm`), and publishes the arm's state and the safety status.
+
+    A malformed command is refused and counted; it does not count as a command, so the
+    watchdog halts the arm if nothing valid follows. ``tick`` runs the watchdog as time
+    passes, so a dead actor halts the arm.
+    """
+
+    def __init__(self, arm: SafeArm, types: MessageTypes, joint_names: Sequence[str], base_frame: str = "base",
+                 twist_period: float = 0.1):
+        if twist_period <= 0:
+            raise ValueError(f"twist_period must be > 0 s, got {twist_period}")
+        self.arm, self.types, self.joint_names = arm, types, list(joint_names)
+        self.base_frame, self.twist_period = base_frame, twist_period
+        self.refused = 0
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.arm.clock
+
+    def on_target_pose(self, msg: Any) -> None:
+        try:
+            if msg.header.frame_id not in ("", self.base_frame):
+                raise MessageError(f"target pose is in frame {msg.header.frame_id!r}, expected {self.base_frame!r}")
+            pose = convert.pose_from_msg(msg)
+        except MessageError as e:
+            self._refuse(e)
+            return
+        self.arm.command(pose)
+
+    def on_target_twist(self, msg: Any) -> None:
+        """A twist (m/s, rad/s, base frame) becomes the pose it reaches in one ``twist_period``."""
+        try:
+            if msg.header.frame_id not in ("", self.base_frame):
+                raise MessageError(f"twist is in frame {msg.header.frame_id!r}, expected {self.base_frame!r}")
+            twist = convert.twist_from_msg(msg)
+        except MessageError as e:
+            self._refuse(e)
+            return
+        ee = self.arm.state().ee_pose
+        rotation = Rotation.from_rotvec(twist[3:] * self.twist_period) * Rotation.from_quat(ee[3:], scalar_first=True)
+        target = np.concatenate([ee[:3] + twist[:3] * self.twist_period, rotation.as_quat(scalar_first=True)])
+        self.arm.command(target)
+
+    def on_estop(self, msg: Any) -> None:
+        """``std_msgs/Bool``: true latches the e-stop; false does nothing (only the reset service clears it)."""
+        if msg.data:
+            self.arm.estop.trigger("ros", "e-stop topic")
+
+    def reset_estop(self) -> tuple[bool, str]:
+        """The explicit reset (a ``std_srvs/Trigger`` service)."""
+        record = self.arm.estop.record
+        if record is None:
+            return True, "e-stop was not latched"
+        self.arm.estop.reset()
+        self.arm.reset()
+        return True, f"e-stop reset (was latched by {record.source}: {record.reason})"
+
+    def tick(self) -> Outgoing:
+        self.arm.tick()
+        state = self.arm.state()
+        types = self.types
+        status = {"halted": self.arm.halted, "estop": self.arm.estop.latched,
+                  "estop_by": None if self.arm.estop.record is None else self.arm.estop.record.source,
+                  "refused_commands": self.refused, "interventions": dict(self.arm.counts)}
+        return [
+            ("joint_states", convert.joint_state_to_msg(types, self.joint_names, state.q, state.dq, None,
+                                                        state.stamp)),
+            ("ee_pose", convert.pose_to_msg(types, state.ee_pose, state.stamp, self.base_frame)),
+            ("wrench", convert.wrench_to_msg(types, state.wrench, state.stamp, self.base_frame)),
+            ("safety_status", types.cls("std_msgs/msg/String")(data=json.dumps(status, sort_keys=True))),
+            ("estop_state", types.cls("std_msgs/msg/Bool")(data=self.arm.estop.latched)),
+        ]
+
+    def _refuse(self, error: MessageError) -> None:
+        self.refused += 1
+        log.warning("arm_node refused a command: %s", error)
+
+
+class TeleopStream:
+    """teleop_node: the device's twist (normalised, operator frame) as ``twist``, its gripper
+    command as ``gripper`` (+1 close, -1 open) and each event once as ``events``."""
+
+    def __init__(self, device: TeleopDevice, types: MessageTypes, frame_id: str, clock: Callable[[], float]):
+        self.device, self.types, self.frame_id, self.clock = device, types, frame_id, clock
+
+    def tick(self) -> Outgoing:
+        sample = self.device.read()
+        stamp = sample.stamp or self.clock()
+        out: Outgoing = [("twist", convert.twist_to_msg(self.types, sample.twist, stamp, self.frame_id))]
+        if sample.gripper is not None:
+            out.append(("gripper", self.types.cls("std_msgs/msg/Float32")(data=float(sample.gripper))))
+        out += [("events", self.types.cls("std_msgs/msg/String")(data=str(event))) for event in sorted(sample.events)]
+        return out

@@ -1,0 +1,175 @@
+"""The rclpy nodes: parameters, publishers and subscriptions with explicit QoS, and calls
+into the ROS-free classes of ``robot_rl.ros.bridges`` that carry the logic. The only
+module of robot_rl that imports rclpy.
+
+    ros2 run robot_rl sim_robot_node --ros-args --params-file config/ros/sim_robot.yaml
+    ros2 run robot_rl teleop_node --ros-args -p device:=spacemouse
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from robot_rl.ros.bridges import ArmServer, CameraStream, Outgoing, TeleopStream
+from robot_rl.ros.convert import RclpyTypes
+
+# Commands and state: reliable, the newest few. E-stop: latched, so a late subscriber sees it.
+COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def topic_qos(topic: str) -> QoSProfile:
+    if topic.endswith(("image_raw", "image_raw/compressed", "camera_info")):
+        return qos_profile_sensor_data
+    if topic.endswith("estop_state"):
+        return LATCHED_QOS
+    return STATE_QOS
+
+
+class BridgeNode(Node):
+    """A node that declares typed, described parameters and publishes what a bridge returns."""
+
+    def __init__(self, name: str, parameters: dict[str, tuple[Any, str]]):
+        super().__init__(name)
+        for key, (default, description) in parameters.items():
+            self.declare_parameter(key, default, ParameterDescriptor(description=description))
+        self._publishers: dict[str, Any] = {}
+
+    def param(self, key: str) -> Any:
+        return self.get_parameter(key).value
+
+    def publish_all(self, outgoing: Outgoing, prefix: str = "") -> None:
+        for topic, msg in outgoing:
+            name = f"{prefix}{topic}"
+            if name not in self._publishers:
+                self._publishers[name] = self.create_publisher(type(msg), name, topic_qos(name))
+            self._publishers[name].publish(msg)
+
+    def every(self, hz: float, callback: Callable[[], None]) -> None:
+        if hz <= 0:
+            raise ValueError(f"{self.get_name()}: a rate must be > 0 Hz, got {hz}")
+        self.create_timer(1.0 / hz, callback)
+
+
+SIM_ROBOT_PARAMETERS = {
+    "cameras": (["front", "wrist"], "simulated cameras to publish, as <name>/image_raw and <name>/camera_info"),
+    "camera_height": (128, "rendered image height (pixels)"),
+    "camera_width": (128, "rendered image width (pixels)"),
+    "camera_hz": (10.0, "camera publishing rate (Hz)"),
+    "compressed": ("", "also publish <name>/image_raw/compressed: jpeg, png, or empty for none"),
+    "control_hz": (10.0, "arm control and state publishing rate (Hz); sim time follows the wall clock"),
+    "safety": ("sim_panda", "safety limits: config/safety/<name>.yaml"),
+    "base_frame": ("base", "frame of poses, twists and wrenches"),
+    "twist_period": (0.1, "a twist command moves the arm for this long (s)"),
+}
+
+
+class SimRobotNode(BridgeNode):
+    """The simulated rig as ROS topics: its cameras (``camera_node``'s topics) and its arm
+    (``arm_node``'s topics, safety chain and watchdog included) over one MuJoCo world."""
+
+    def __init__(self) -> None:
+        super().__init__("sim_robot", SIM_ROBOT_PARAMETERS)
+        from robot_rl.env.sim_backend import SimBackend
+        from robot_rl.safety import load_limits
+        from robot_rl.sim.simulation import ARM_JOINTS
+
+        size = (self.param("camera_height"), self.param("camera_width"))
+        period = 1.0 / self.param("control_hz")
+        self.backend = SimBackend({name: size for name in self.param("cameras")},
+                                  limits=load_limits(self.param("safety"), ARM_JOINTS), control_period=period)
+        self.backend.reset(np.random.default_rng(0))  # the arm at its home pose, the cube on the table
+        types = RclpyTypes()
+        self.streams = {name: CameraStream(cam, types, f"{name}_optical", compressed=self.param("compressed") or None)
+                        for name, cam in self.backend.cameras.items()}
+        self.arm = ArmServer(self.backend.arm, types, ARM_JOINTS, self.param("base_frame"), self.param("twist_period"))
+        subscribe_arm(self, self.arm)
+        self._period, self._wall = period, time.monotonic()
+        self.every(self.param("control_hz"), self._control)
+        self.every(self.param("camera_hz"), self._cameras)
+
+    def _control(self) -> None:
+        now = time.monotonic()
+        self.backend.advance(min(now - self._wall, 5 * self._period))  # a stalled process does not jump ahead
+        self._wall = now
+        self.publish_all(self.arm.tick())
+
+    def _cameras(self) -> None:
+        for name, stream in self.streams.items():
+            self.publish_all(stream.tick(), prefix=f"{name}/")
+
+    def destroy_node(self) -> None:
+        self.backend.close()
+        super().destroy_node()
+
+
+def subscribe_arm(node: BridgeNode, arm: ArmServer) -> None:
+    """The arm's inputs: targets, twists, the e-stop topic and the reset service."""
+    from geometry_msgs.msg import PoseStamped, TwistStamped
+
+    node.create_subscription(PoseStamped, "target_pose", arm.on_target_pose, COMMAND_QOS)
+    node.create_subscription(TwistStamped, "target_twist", arm.on_target_twist, COMMAND_QOS)
+    node.create_subscription(Bool, "estop", arm.on_estop, LATCHED_QOS)
+
+    def reset(_request: Any, response: Any) -> Any:
+        response.success, response.message = arm.reset_estop()
+        return response
+
+    node.create_service(Trigger, "reset_estop", reset)
+
+
+TELEOP_PARAMETERS = {
+    "device": ("keyboard", "keyboard | spacemouse | gamepad"),
+    "rate_hz": (30.0, "how often the device is read and published (Hz)"),
+    "deadzone": (0.05, "deflections below this are published as zero"),
+    "frame_id": ("teleop", "frame of the published twist (the operator's)"),
+}
+
+
+class TeleopNode(BridgeNode):
+    def __init__(self) -> None:
+        super().__init__("teleop", TELEOP_PARAMETERS)
+        from omegaconf import OmegaConf
+
+        from robot_rl.teleop.factory import make_device
+
+        device = self.param("device")
+        if device not in ("keyboard", "spacemouse", "gamepad"):
+            raise ValueError(f"teleop_node: device must be keyboard, spacemouse or gamepad, got {device!r}")
+        cfg = OmegaConf.create({"teleop": {"device": device, "deadzone": self.param("deadzone")}})
+        self.stream = TeleopStream(make_device(cfg, None), RclpyTypes(), self.param("frame_id"), time.time)
+        self.every(self.param("rate_hz"), lambda: self.publish_all(self.stream.tick()))
+
+
+def run(node_class: type[BridgeNode], args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def sim_robot_main(args: list[str] | None = None) -> None:
+    run(SimRobotNode, args)
+
+
+def teleop_main(args: list[str] | None = None) -> None:
+    run(TeleopNode, args)

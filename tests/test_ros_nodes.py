@@ -1,0 +1,274 @@
+"""The ROS 2 nodes, through their ROS-free logic and through a test double of rclpy
+(tests/rclpy_double.py) carrying the real message definitions."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+from robot_rl.drivers.base import Camera, CameraInfo, Frame
+
+from robot_rl.ros import convert
+from robot_rl.ros.bridges import CameraStream, TeleopStream
+from robot_rl.ros.convert import RosbagsTypes
+from robot_rl.teleop.device import TeleopDevice, TeleopEvent, TeleopSample
+from tests import rclpy_double
+
+
+class WallClock:
+    """Stands in for time.monotonic inside the node, so sim time advances when the test says."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def sim_node(monkeypatch):
+    types = rclpy_double.install(monkeypatch)
+    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"camera_height": 32, "camera_width": 32})
+    nodes = importlib.import_module("robot_rl.ros.nodes")
+    clock = WallClock()
+    monkeypatch.setattr(nodes.time, "monotonic", clock)
+    node = nodes.SimRobotNode()
+    (control_period, control), (_, cameras) = node.timers
+    yield node, types, clock, control, cameras, control_period
+    node.destroy_node()
+
+
+def latest(node, topic):
+    return node.publishers[topic].sent[-1]
+
+
+def run_for(node, clock, control, seconds, period=0.1, before_each=None):
+    for _ in range(round(seconds / period)):
+        if before_each:
+            before_each()
+        clock.now += period
+        control()
+
+
+def test_parameters_are_declared_with_types_defaults_and_descriptions(sim_node):
+    node = sim_node[0]
+    assert set(node.parameters) >= {"cameras", "camera_hz", "control_hz", "safety", "compressed"}
+    assert all(descriptor.description for _, descriptor in node.parameters.values())
+    assert node.get_parameter("camera_height").value == 32  # an override, as from a params file
+
+
+def test_sim_robot_publishes_cameras_and_arm_state_with_qos(sim_node):
+    node, _, clock, control, cameras, period = sim_node
+    assert period == pytest.approx(0.1)
+    run_for(node, clock, control, 0.3)
+    cameras()
+    image = latest(node, "front/image_raw")
+    assert (image.height, image.width, image.encoding) == (32, 32, "rgb8")
+    assert node.publishers["front/image_raw"].qos.reliability == "best_effort"  # sensor-data QoS
+    info = convert.camera_info_from_msg(latest(node, "wrist/camera_info"))
+    assert info.frame_id == "wrist_optical" and info.width == 32
+    assert convert.stamp_from_msg(image.header.stamp) == convert.stamp_from_msg(latest(node, "front/camera_info")
+                                                                                 .header.stamp)
+    cameras()  # no new frame since: nothing is published twice
+    assert len(node.publishers["front/image_raw"].sent) == 1
+    joints = convert.joint_state_from_msg(latest(node, "joint_states"))
+    assert joints.names == tuple(f"joint{i}" for i in range(1, 8)) and np.all(np.isfinite(joints.position))
+    assert latest(node, "ee_pose").header.frame_id == "base"
+    assert node.publishers["estop_state"].qos.durability == "transient_local"
+    assert latest(node, "estop_state").data is False
+
+
+def test_a_target_pose_moves_the_sim_arm(sim_node):
+    node, types, clock, control, _, _ = sim_node
+    control()
+    start = convert.pose_from_msg(latest(node, "ee_pose"))
+    goal = start.copy()
+    goal[0] += 0.05
+    target = convert.pose_to_msg(types, goal, 0.0, "base")
+    run_for(node, clock, control, 1.5, before_each=lambda: node.deliver("target_pose", target))
+    reached = convert.pose_from_msg(latest(node, "ee_pose"))
+    assert abs(reached[0] - goal[0]) < 0.01 and abs(reached[1] - start[1]) < 0.01
+    assert json.loads(latest(node, "safety_status").data)["halted"] is False
+
+
+def test_a_twist_moves_the_arm_along_it(sim_node):
+    node, types, clock, control, _, _ = sim_node
+    control()
+    start = convert.pose_from_msg(latest(node, "ee_pose"))
+    twist = convert.twist_to_msg(types, [0.0, 0.05, 0.0, 0.0, 0.0, 0.0], 0.0, "base")  # 5 cm/s along +y
+    run_for(node, clock, control, 1.0, before_each=lambda: node.deliver("target_twist", twist))
+    moved = convert.pose_from_msg(latest(node, "ee_pose"))[:3] - start[:3]
+    assert 0.025 < moved[1] < 0.07 and abs(moved[0]) < 0.01
+
+
+def test_a_stale_command_halts_the_arm(sim_node):
+    node, types, clock, control, _, _ = sim_node
+    target = convert.pose_to_msg(types, convert.pose_from_msg(latest_or_tick(node, control, "ee_pose")), 0.0, "base")
+    node.deliver("target_pose", target)
+    run_for(node, clock, control, 0.1)
+    assert json.loads(latest(node, "safety_status").data)["halted"] is False
+    run_for(node, clock, control, 0.3)  # the sim's watchdog timeout is 0.2 s
+    status = json.loads(latest(node, "safety_status").data)
+    assert status["halted"] is True and status["interventions"]["command_timeout"] == 1
+
+
+def test_bad_commands_are_refused_and_counted(sim_node):
+    node, types, clock, control, _, _ = sim_node
+    pose = convert.pose_from_msg(latest_or_tick(node, control, "ee_pose"))
+    wrong_frame = convert.pose_to_msg(types, pose, 0.0, "camera")
+    not_a_pose = convert.pose_to_msg(types, pose, 0.0, "base")
+    not_a_pose.pose.orientation.w = not_a_pose.pose.orientation.x = 0.0
+    not_a_pose.pose.orientation.y = not_a_pose.pose.orientation.z = 0.0
+    for msg in (wrong_frame, not_a_pose):
+        node.deliver("target_pose", msg)
+    run_for(node, clock, control, 0.1)
+    assert json.loads(latest(node, "safety_status").data)["refused_commands"] == 2
+
+
+def test_estop_topic_latches_and_only_the_reset_service_clears_it(sim_node):
+    node, types, clock, control, _, _ = sim_node
+    Bool = types.cls("std_msgs/msg/Bool")
+    start = convert.pose_from_msg(latest_or_tick(node, control, "ee_pose"))
+    node.deliver("estop", Bool(data=True))
+    goal = start.copy()
+    goal[2] += 0.05
+    target = convert.pose_to_msg(types, goal, 0.0, "base")
+    run_for(node, clock, control, 1.0, before_each=lambda: node.deliver("target_pose", target))
+    assert latest(node, "estop_state").data is True
+    assert abs(convert.pose_from_msg(latest(node, "ee_pose"))[2] - start[2]) < 0.005  # held
+    node.deliver("estop", Bool(data=False))  # a false on the topic is not a reset
+    run_for(node, clock, control, 0.1)
+    assert latest(node, "estop_state").data is True
+    response = node.call("reset_estop")
+    assert response.success and "latched by ros" in response.message
+    run_for(node, clock, control, 1.5, before_each=lambda: node.deliver("target_pose", target))
+    assert latest(node, "estop_state").data is False
+    assert convert.pose_from_msg(latest(node, "ee_pose"))[2] > start[2] + 0.03
+
+
+def test_node_main_runs_and_shuts_down(monkeypatch):
+    rclpy_double.install(monkeypatch)
+    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"camera_height": 16, "camera_width": 16})
+    nodes = importlib.import_module("robot_rl.ros.nodes")
+    nodes.sim_robot_main([])  # the double's spin returns at once
+    import rclpy
+
+    assert not rclpy.ok()
+
+
+def test_teleop_node_refuses_a_sim_only_device(monkeypatch):
+    rclpy_double.install(monkeypatch)
+    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"device": "sim_expert"})
+    nodes = importlib.import_module("robot_rl.ros.nodes")
+    with pytest.raises(ValueError, match="keyboard, spacemouse or gamepad"):
+        nodes.TeleopNode()
+
+
+def latest_or_tick(node, control, topic):
+    if topic not in node.publishers:
+        control()
+    return latest(node, topic)
+
+
+# ------------------------------------------------------------------ bridges without a node
+class FakeCamera(Camera):
+    """A test double for a camera driver."""
+
+    name = "fake"
+
+    def __init__(self):
+        self.stamp = 0.0
+
+    def read(self) -> Frame:
+        return Frame(np.full((4, 6, 3), int(self.stamp) % 256, np.uint8), self.stamp)
+
+    def info(self) -> CameraInfo:
+        return CameraInfo(6, 4, 5.0, 5.0, 2.5, 1.5, "driver_frame")
+
+
+def test_camera_stream_publishes_each_frame_once_with_compressed_copy():
+    types = RosbagsTypes("humble")
+    camera = FakeCamera()
+    stream = CameraStream(camera, types, "front_optical", encoding="bgr8", compressed="png")
+    camera.stamp = 7.0
+    out = dict(stream.tick())
+    assert set(out) == {"image_raw", "camera_info", "image_raw/compressed"}
+    assert np.array_equal(convert.image_from_msg(out["image_raw"]), camera.read().image)
+    assert np.array_equal(convert.compressed_image_from_msg(out["image_raw/compressed"]), camera.read().image)
+    assert out["camera_info"].header.frame_id == "front_optical"
+    assert stream.tick() == []
+    with pytest.raises(ValueError, match="rgb8 or bgr8"):
+        CameraStream(camera, types, "f", encoding="mono8")
+
+
+def test_teleop_stream_publishes_twist_gripper_and_each_event():
+    class Device(TeleopDevice):
+        """A test double for a teleop device."""
+
+        def read(self):
+            return TeleopSample(np.array([0.5, 0, 0, 0, 0, -0.25]), 1.0,
+                                frozenset({TeleopEvent.SUCCESS, TeleopEvent.INTERVENE}), stamp=3.0)
+
+    types = RosbagsTypes("jazzy")
+    out = TeleopStream(Device(), types, "operator", clock=lambda: 0.0).tick()
+    topics = [t for t, _ in out]
+    assert topics == ["twist", "gripper", "events", "events"]
+    assert np.array_equal(convert.twist_from_msg(out[0][1]), [0.5, 0, 0, 0, 0, -0.25])
+    assert out[1][1].data == 1.0 and [m.data for _, m in out[2:]] == ["intervene", "success"]
+
+
+# ------------------------------------------------------------------ launch files
+def test_sim_launch_starts_installed_executables_with_their_parameter_files(monkeypatch):
+    """Runs launch/sim.launch.py against a test double of launch and launch_ros that records
+    what it would start, then checks each executable is an entry point and each parameter
+    file exists and names the node it configures."""
+    import runpy
+    import sys
+    import types as pytypes
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+
+    class Recorded:
+        def __init__(self, *args, **kwargs):
+            self.args, self.kwargs = args, kwargs
+
+    def module(name, **attrs):
+        mod = pytypes.ModuleType(name)
+        mod.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, mod)
+
+    class Join(Recorded):
+        def path(self):
+            parts = self.args[0]
+            return Path(*[p.path() if isinstance(p, Join) else (repo if isinstance(p, Recorded) else p)
+                          for p in parts])
+
+    module("launch", LaunchDescription=Recorded)
+    module("launch.actions", DeclareLaunchArgument=Recorded)
+    module("launch.conditions", IfCondition=Recorded)
+    module("launch.substitutions", LaunchConfiguration=Recorded, PathJoinSubstitution=Join)
+    module("launch_ros")
+    module("launch_ros.actions", Node=Recorded)
+    module("launch_ros.substitutions", FindPackageShare=Recorded)
+
+    rclpy_double.install(monkeypatch)
+    nodes_module = importlib.import_module("robot_rl.ros.nodes")
+    schemas = {"sim_robot_node": nodes_module.SIM_ROBOT_PARAMETERS, "teleop_node": nodes_module.TELEOP_PARAMETERS}
+    description = runpy.run_path(str(repo / "launch" / "sim.launch.py"))["generate_launch_description"]()
+    entries = (repo / "setup.py").read_text()
+    nodes = [a for a in description.args[0] if "executable" in a.kwargs]
+    assert {n.kwargs["executable"] for n in nodes} == {"sim_robot_node", "teleop_node"}
+    for node in nodes:
+        assert f'"{node.kwargs["executable"]} = robot_rl.ros.nodes:' in entries
+        files = [p.path() for p in node.kwargs["parameters"] if isinstance(p, Join)]
+        assert files and all(f.is_file() for f in files), files
+        params = yaml.safe_load(files[0].read_text())[node.kwargs["name"]]["ros__parameters"]
+        declared = schemas[node.kwargs["executable"]]
+        assert set(params) == set(declared), node.kwargs["name"]  # every parameter, no unknown one
+        for key, value in params.items():
+            assert type(value) is type(declared[key][0]), f"{node.kwargs['name']}.{key}: {value!r}"
