@@ -86,7 +86,8 @@ setup(
         *tree("config"),
     ],
     install_requires=INSTALL,
-    extras_require={"test": TEST},
+    extras_require={"test": TEST, "realsense": ["pyrealsense2>=2.55"], "ur": ["ur-rtde>=1.5"],
+                    "xarm": ["xarm-python-sdk>=1.14"]},
     zip_safe=False,
     cmdclass={"develop": develop},
     entry_points={"console_scripts": [
@@ -94,5 +95,7 @@ setup(
         # ROS 2 nodes: `ros2 run robot_rl <name>` (setup.cfg puts them in lib/robot_rl)
         "sim_robot_node = robot_rl.ros.nodes:sim_robot_main",
         "teleop_node = robot_rl.ros.nodes:teleop_main",
+        "camera_node = robot_rl.ros.nodes:camera_main",
+        "arm_node = robot_rl.ros.nodes:arm_main",
     ]},
 )

@@ -24,9 +24,9 @@ import time
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
-from robot_rl.drivers.base import ArmState, GripperState
 
 from robot_rl.config import load_config
+from robot_rl.drivers.base import ArmState, GripperState
 from robot_rl.env.factory import make_env
 from robot_rl.report import print_report
 from robot_rl.safety import Command, RobotState, default_chain, load_limits

@@ -106,3 +106,17 @@ class Gripper(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device."""
+
+
+class DriverError(RuntimeError):
+    """A device that is missing, gone or faulted, or an SDK that is not installed; one clear line."""
+
+
+def import_sdk(module: str, install: str, driver: str):
+    """The vendor SDK module, or a DriverError that says how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise DriverError(f"the {driver} driver needs the Python module {module!r} ({install}): {e}") from None

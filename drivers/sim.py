@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from robot_rl.drivers.base import Arm, ArmState, Camera, CameraInfo, Frame, Gripper, GripperState
 
+from robot_rl.drivers.base import Arm, ArmState, Camera, CameraInfo, Frame, Gripper, GripperState
 from robot_rl.sim.simulation import GRIPPER_MAX_WIDTH, ArmSimulation, Pose
 
 

@@ -50,7 +50,6 @@ def _probe(site_dir: Path, cwd: Path) -> tuple[Path, Path]:
 def test_editable_install_maps_top_level_folders():
     import robot_rl.calibration
     import robot_rl.drivers.sim
-
     from robot_rl.config import config_dir
 
     assert Path(robot_rl.drivers.sim.__file__).parent == REPO / "drivers"

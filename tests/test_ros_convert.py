@@ -5,8 +5,8 @@ import array
 
 import numpy as np
 import pytest
-from robot_rl.drivers.base import CameraInfo
 
+from robot_rl.drivers.base import CameraInfo
 from robot_rl.ros import convert
 from robot_rl.ros.convert import MessageError, RosbagsTypes
 

@@ -8,8 +8,8 @@ import json
 
 import numpy as np
 import pytest
-from robot_rl.drivers.base import Camera, CameraInfo, Frame
 
+from robot_rl.drivers.base import Camera, CameraInfo, Frame
 from robot_rl.ros import convert
 from robot_rl.ros.bridges import CameraStream, TeleopStream
 from robot_rl.ros.convert import RosbagsTypes
@@ -272,3 +272,68 @@ def test_sim_launch_starts_installed_executables_with_their_parameter_files(monk
         assert set(params) == set(declared), node.kwargs["name"]  # every parameter, no unknown one
         for key, value in params.items():
             assert type(value) is type(declared[key][0]), f"{node.kwargs['name']}.{key}: {value!r}"
+
+
+# ------------------------------------------------------------------ driver nodes
+def test_camera_node_publishes_an_opencv_camera(monkeypatch):
+    import cv2
+
+    from tests.test_drivers import CaptureDouble
+
+    rclpy_double.install(monkeypatch)
+    frames = [np.full((4, 6, 3), 50 + i, np.uint8) for i in range(3)]
+    monkeypatch.setattr(cv2, "VideoCapture", lambda device: CaptureDouble(frames if device == 3 else []))
+    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides",
+                        {"driver": "opencv", "name": "side", "device": "3", "fps": 15, "compressed": "png"})
+    nodes = importlib.import_module("robot_rl.ros.nodes")
+    node = nodes.CameraNode()
+    (period, publish), = node.timers
+    assert period == pytest.approx(1 / 15)
+    publish()
+    image = latest(node, "side/image_raw")
+    assert image.header.frame_id == "side_optical" and convert.image_from_msg(image)[0, 0].tolist() == [50] * 3
+    assert set(node.publishers) == {"side/image_raw", "side/camera_info", "side/image_raw/compressed"}
+    node.destroy_node()
+
+
+def test_arm_node_filters_commands_to_a_ur_and_halts_on_estop(monkeypatch):
+    import sys
+    import types as pytypes
+
+    from tests.test_drivers import RTDEDouble
+
+    rclpy_double.install(monkeypatch)
+    rtde = RTDEDouble()
+    for name, cls in (("rtde_control", "RTDEControlInterface"), ("rtde_receive", "RTDEReceiveInterface")):
+        module = pytypes.ModuleType(name)
+        setattr(module, cls, lambda host: rtde)
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"driver": "ur", "address": "192.0.2.10"})
+    nodes = importlib.import_module("robot_rl.ros.nodes")
+    node = nodes.ArmNode()
+    types = RosbagsTypes("jazzy")
+    (_, tick), = node.timers
+    tick()
+    assert convert.joint_state_from_msg(latest(node, "joint_states")).names[0] == "shoulder_pan_joint"
+    here = convert.pose_from_msg(latest(node, "ee_pose"))
+    far = here.copy()
+    far[0] += 0.5  # 50 cm in one command, and out of the box
+    node.deliver("target_pose", convert.pose_to_msg(types, far, 0.0, "base"))
+    sent, _ = rtde.servo[-1]
+    assert 0 < sent[0] - here[0] <= 0.03 + 1e-9  # ur5e.yaml: at most 3 cm per command
+    node.deliver("estop", types.cls("std_msgs/msg/Bool")(data=True))
+    assert rtde.stops >= 1
+    servo_calls = len(rtde.servo)
+    node.deliver("target_pose", convert.pose_to_msg(types, here, 0.0, "base"))
+    assert len(rtde.servo) == servo_calls  # latched: holds only
+    tick()
+    assert latest(node, "estop_state").data is True
+    node.destroy_node()
+
+
+def test_arm_node_refuses_an_unknown_driver(monkeypatch):
+    rclpy_double.install(monkeypatch)
+    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"driver": "franka"})
+    nodes = importlib.import_module("robot_rl.ros.nodes")
+    with pytest.raises(ValueError, match="unknown arm driver 'franka'"):
+        nodes.ArmNode()

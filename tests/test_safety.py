@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from robot_rl.drivers.base import Arm, ArmState, GripperState
 
+from robot_rl.drivers.base import Arm, ArmState, GripperState
 from robot_rl.safety import HOLD, Command, RobotState, SafeArm, SafetyLimitsError, default_chain, load_limits
 from robot_rl.safety.filters import Workspace, chart
 from robot_rl.safety.limits import limits_path

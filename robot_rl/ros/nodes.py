@@ -4,6 +4,8 @@ module of robot_rl that imports rclpy.
 
     ros2 run robot_rl sim_robot_node --ros-args --params-file config/ros/sim_robot.yaml
     ros2 run robot_rl teleop_node --ros-args -p device:=spacemouse
+    ros2 run robot_rl camera_node --ros-args -p driver:=realsense -p name:=front -p device:=<serial>
+    ros2 run robot_rl arm_node --ros-args -p driver:=ur -p address:=192.168.1.10 -p safety:=ur5e
 """
 
 from __future__ import annotations
@@ -129,6 +131,80 @@ def subscribe_arm(node: BridgeNode, arm: ArmServer) -> None:
     node.create_service(Trigger, "reset_estop", reset)
 
 
+CAMERA_PARAMETERS = {
+    "driver": ("realsense", "camera driver: realsense | opencv"),
+    "name": ("front", "camera name: topics are <name>/image_raw, <name>/camera_info"),
+    "device": ("", "realsense: serial number (empty: the only one); opencv: device index or path"),
+    "width": (640, "image width (pixels)"),
+    "height": (480, "image height (pixels)"),
+    "fps": (30, "frames per second"),
+    "frame_id": ("", "frame of the images (empty: <name>_optical)"),
+    "encoding": ("rgb8", "rgb8 | bgr8"),
+    "compressed": ("", "also publish image_raw/compressed: jpeg, png, or empty for none"),
+}
+
+
+class CameraNode(BridgeNode):
+    """Any Camera driver as ``<name>/image_raw`` and ``<name>/camera_info`` (sensor-data QoS)."""
+
+    def __init__(self) -> None:
+        super().__init__("camera", CAMERA_PARAMETERS)
+        from robot_rl.drivers.factory import make_camera
+
+        driver, name, device = self.param("driver"), self.param("name"), self.param("device")
+        options = {"width": self.param("width"), "height": self.param("height"), "fps": self.param("fps")}
+        if driver == "realsense":
+            options["serial"] = device or None
+        elif device:
+            options["device"] = int(device) if device.isdigit() else device
+        self.camera = make_camera(driver, name, **options)
+        self.stream = CameraStream(self.camera, RclpyTypes(), self.param("frame_id") or f"{name}_optical",
+                                   self.param("encoding"), self.param("compressed") or None)
+        self.every(float(self.param("fps")), lambda: self.publish_all(self.stream.tick(), prefix=f"{name}/"))
+
+    def destroy_node(self) -> None:
+        self.camera.close()
+        super().destroy_node()
+
+
+ARM_PARAMETERS = {
+    "driver": ("ur", "arm driver: ur | xarm"),
+    "address": ("192.168.1.10", "the arm controller's IP address"),
+    "home_pose": ([0.45, 0.0, 0.3, 0.0, 1.0, 0.0, 0.0], "end-effector home pose: x y z (m), qw qx qy qz"),
+    "control_hz": (10.0, "how often the watchdog runs and the state is published (Hz)"),
+    "safety": ("ur5e", "safety limits: config/safety/<name>.yaml (or a path)"),
+    "base_frame": ("base", "frame of poses, twists and wrenches"),
+    "twist_period": (0.1, "a twist command moves the arm for this long (s)"),
+}
+
+
+class ArmNode(BridgeNode):
+    """Any Arm driver behind the safety chain, watchdog and e-stop latch, closest to the
+    hardware: a dead actor or a stale command halts the arm here."""
+
+    def __init__(self) -> None:
+        super().__init__("arm", ARM_PARAMETERS)
+        from robot_rl.drivers.factory import ARM_JOINTS, make_arm
+        from robot_rl.safety import SafeArm, load_limits
+
+        driver = self.param("driver")
+        if driver not in ARM_JOINTS:
+            raise ValueError(f"arm_node: unknown arm driver {driver!r}; choose one of {sorted(ARM_JOINTS)}")
+        period = 1.0 / self.param("control_hz")
+        limits = load_limits(self.param("safety"), ARM_JOINTS[driver])
+        self.driver = make_arm(driver, self.param("address"), np.asarray(self.param("home_pose"), dtype=float))
+        safe = SafeArm.from_limits(self.driver, limits, period, clock=time.time)
+        self.arm = ArmServer(safe, RclpyTypes(), ARM_JOINTS[driver], self.param("base_frame"),
+                             self.param("twist_period"))
+        subscribe_arm(self, self.arm)
+        self.every(self.param("control_hz"), lambda: self.publish_all(self.arm.tick()))
+
+    def destroy_node(self) -> None:
+        self.arm.arm.stop()
+        self.driver.close()
+        super().destroy_node()
+
+
 TELEOP_PARAMETERS = {
     "device": ("keyboard", "keyboard | spacemouse | gamepad"),
     "rate_hz": (30.0, "how often the device is read and published (Hz)"),
@@ -173,3 +249,11 @@ def sim_robot_main(args: list[str] | None = None) -> None:
 
 def teleop_main(args: list[str] | None = None) -> None:
     run(TeleopNode, args)
+
+
+def camera_main(args: list[str] | None = None) -> None:
+    run(CameraNode, args)
+
+
+def arm_main(args: list[str] | None = None) -> None:
+    run(ArmNode, args)
