@@ -17,6 +17,13 @@ from robot_rl.teleop.device import TeleopDevice, TeleopEvent, TeleopSample
 from tests import rclpy_double
 
 
+def load_nodes(monkeypatch, **overrides):
+    """robot_rl.ros.nodes imported over the rclpy double, with parameters set as by --ros-args -p."""
+    types = rclpy_double.install(monkeypatch)
+    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", overrides)
+    return importlib.import_module("robot_rl.ros.nodes"), types
+
+
 class WallClock:
     """Stands in for time.monotonic inside the node, so sim time advances when the test says."""
 
@@ -29,9 +36,7 @@ class WallClock:
 
 @pytest.fixture
 def sim_node(monkeypatch):
-    types = rclpy_double.install(monkeypatch)
-    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"camera_height": 32, "camera_width": 32})
-    nodes = importlib.import_module("robot_rl.ros.nodes")
+    nodes, types = load_nodes(monkeypatch, camera_height=32, camera_width=32)
     clock = WallClock()
     monkeypatch.setattr(nodes.time, "monotonic", clock)
     node = nodes.SimRobotNode()
@@ -149,9 +154,7 @@ def test_estop_topic_latches_and_only_the_reset_service_clears_it(sim_node):
 
 
 def test_node_main_runs_and_shuts_down(monkeypatch):
-    rclpy_double.install(monkeypatch)
-    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"camera_height": 16, "camera_width": 16})
-    nodes = importlib.import_module("robot_rl.ros.nodes")
+    nodes, _ = load_nodes(monkeypatch, camera_height=16, camera_width=16)
     nodes.sim_robot_main([])  # the double's spin returns at once
     import rclpy
 
@@ -159,9 +162,7 @@ def test_node_main_runs_and_shuts_down(monkeypatch):
 
 
 def test_teleop_node_refuses_a_sim_only_device(monkeypatch):
-    rclpy_double.install(monkeypatch)
-    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"device": "sim_expert"})
-    nodes = importlib.import_module("robot_rl.ros.nodes")
+    nodes, _ = load_nodes(monkeypatch, device="sim_expert")
     with pytest.raises(ValueError, match="keyboard, spacemouse or gamepad"):
         nodes.TeleopNode()
 
@@ -256,8 +257,7 @@ def test_sim_launch_starts_installed_executables_with_their_parameter_files(monk
     module("launch_ros.actions", Node=Recorded)
     module("launch_ros.substitutions", FindPackageShare=Recorded)
 
-    rclpy_double.install(monkeypatch)
-    nodes_module = importlib.import_module("robot_rl.ros.nodes")
+    nodes_module, _ = load_nodes(monkeypatch)
     schemas = {"sim_robot_node": nodes_module.SIM_ROBOT_PARAMETERS, "teleop_node": nodes_module.TELEOP_PARAMETERS}
     description = runpy.run_path(str(repo / "launch" / "sim.launch.py"))["generate_launch_description"]()
     entries = (repo / "setup.py").read_text()
@@ -280,12 +280,9 @@ def test_camera_node_publishes_an_opencv_camera(monkeypatch):
 
     from tests.test_drivers import CaptureDouble
 
-    rclpy_double.install(monkeypatch)
     frames = [np.full((4, 6, 3), 50 + i, np.uint8) for i in range(3)]
     monkeypatch.setattr(cv2, "VideoCapture", lambda device: CaptureDouble(frames if device == 3 else []))
-    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides",
-                        {"driver": "opencv", "name": "side", "device": "3", "fps": 15, "compressed": "png"})
-    nodes = importlib.import_module("robot_rl.ros.nodes")
+    nodes, _ = load_nodes(monkeypatch, driver="opencv", name="side", device="3", fps=15, compressed="png")
     node = nodes.CameraNode()
     (period, publish), = node.timers
     assert period == pytest.approx(1 / 15)
@@ -302,16 +299,13 @@ def test_arm_node_filters_commands_to_a_ur_and_halts_on_estop(monkeypatch):
 
     from tests.test_drivers import RTDEDouble
 
-    rclpy_double.install(monkeypatch)
     rtde = RTDEDouble()
     for name, cls in (("rtde_control", "RTDEControlInterface"), ("rtde_receive", "RTDEReceiveInterface")):
         module = pytypes.ModuleType(name)
         setattr(module, cls, lambda host: rtde)
         monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"driver": "ur", "address": "192.0.2.10"})
-    nodes = importlib.import_module("robot_rl.ros.nodes")
+    nodes, types = load_nodes(monkeypatch, driver="ur", address="192.0.2.10")
     node = nodes.ArmNode()
-    types = RosbagsTypes("jazzy")
     (_, tick), = node.timers
     tick()
     assert convert.joint_state_from_msg(latest(node, "joint_states")).names[0] == "shoulder_pan_joint"
@@ -332,8 +326,6 @@ def test_arm_node_filters_commands_to_a_ur_and_halts_on_estop(monkeypatch):
 
 
 def test_arm_node_refuses_an_unknown_driver(monkeypatch):
-    rclpy_double.install(monkeypatch)
-    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"driver": "franka"})
-    nodes = importlib.import_module("robot_rl.ros.nodes")
+    nodes, _ = load_nodes(monkeypatch, driver="franka")
     with pytest.raises(ValueError, match="unknown arm driver 'franka'"):
         nodes.ArmNode()

@@ -80,28 +80,30 @@ class ArmServer:
         return self.arm.clock
 
     def on_target_pose(self, msg: Any) -> None:
-        try:
-            if msg.header.frame_id not in ("", self.base_frame):
-                raise MessageError(f"target pose is in frame {msg.header.frame_id!r}, expected {self.base_frame!r}")
-            pose = convert.pose_from_msg(msg)
-        except MessageError as e:
-            self._refuse(e)
-            return
-        self.arm.command(pose)
+        pose = self._accept(msg, "target pose", convert.pose_from_msg)
+        if pose is not None:
+            self.arm.command(pose)
 
     def on_target_twist(self, msg: Any) -> None:
         """A twist (m/s, rad/s, base frame) becomes the pose it reaches in one ``twist_period``."""
-        try:
-            if msg.header.frame_id not in ("", self.base_frame):
-                raise MessageError(f"twist is in frame {msg.header.frame_id!r}, expected {self.base_frame!r}")
-            twist = convert.twist_from_msg(msg)
-        except MessageError as e:
-            self._refuse(e)
+        twist = self._accept(msg, "twist", convert.twist_from_msg)
+        if twist is None:
             return
         ee = self.arm.state().ee_pose
         rotation = Rotation.from_rotvec(twist[3:] * self.twist_period) * Rotation.from_quat(ee[3:], scalar_first=True)
         target = np.concatenate([ee[:3] + twist[:3] * self.twist_period, rotation.as_quat(scalar_first=True)])
         self.arm.command(target)
+
+    def _accept(self, msg: Any, what: str, parse: Callable[[Any], np.ndarray]) -> np.ndarray | None:
+        """The command's numbers, or None when it is refused (wrong frame, malformed): counted and logged."""
+        try:
+            if msg.header.frame_id not in ("", self.base_frame):
+                raise MessageError(f"{what} is in frame {msg.header.frame_id!r}, expected {self.base_frame!r}")
+            return parse(msg)
+        except MessageError as e:
+            self.refused += 1
+            log.warning("arm_node refused a command: %s", e)
+            return None
 
     def on_estop(self, msg: Any) -> None:
         """``std_msgs/Bool``: true latches the e-stop; false does nothing (only the reset service clears it)."""
@@ -132,10 +134,6 @@ class ArmServer:
             ("safety_status", types.cls("std_msgs/msg/String")(data=json.dumps(status, sort_keys=True))),
             ("estop_state", types.cls("std_msgs/msg/Bool")(data=self.arm.estop.latched)),
         ]
-
-    def _refuse(self, error: MessageError) -> None:
-        self.refused += 1
-        log.warning("arm_node refused a command: %s", error)
 
 
 class TeleopStream:
