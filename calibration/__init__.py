@@ -1,1 +1,4 @@
-"""Camera intrinsics, hand-eye and workspace-bounds calibration (installed as robot_rl.calibration)."""
+"""Calibration of the rig: camera intrinsics, hand-eye, and workspace bounds.
+
+Installed as ``robot_rl.calibration``; import it under that name, never as a bare ``calibration``.
+"""

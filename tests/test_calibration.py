@@ -1,0 +1,137 @@
+"""Calibration on synthetic data with known ground truth: OpenCV draws the board, a
+homography projects it into a pinhole camera at known poses, with pixel noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from robot_rl.calibration.board import Board, BoardSpec, CalibrationError, invert, render_view, to_matrix
+from robot_rl.calibration.handeye import calibrate_hand_eye, guided_poses, pose_matrix
+from robot_rl.calibration.intrinsics import calibrate_intrinsics, camera_info_yaml, load_camera_info
+
+SIZE = (640, 480)
+K = np.array([[600.0, 0, 322.0], [0, 603.0, 236.0], [0, 0, 1]])
+
+
+def board_views(board: Board, n: int, rng: np.random.Generator, distance=(0.35, 0.6), tilt_deg=30.0):
+    """Board poses in the camera (T_cam_board) facing it, tilted about both axes, centred near the optical axis."""
+    w, h = board.spec.size_m
+    centre = np.array([w / 2, h / 2, 0.0])
+    views = []
+    for _ in range(n):
+        r = Rotation.from_euler("xyz", [*rng.uniform(-tilt_deg, tilt_deg, 2), rng.uniform(-20, 20)], degrees=True)
+        d = rng.uniform(*distance)
+        offset = np.array([*rng.uniform(-0.15, 0.15, 2) * d, d])
+        views.append(to_matrix(r.as_matrix(), offset - r.as_matrix() @ centre))
+    return views
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(Rotation.from_matrix(a[:3, :3].T @ b[:3, :3]).magnitude()))
+
+
+@pytest.fixture(scope="module")
+def board():
+    return Board(BoardSpec())
+
+
+def test_intrinsics_focal_length_within_one_percent(board):
+    rng = np.random.default_rng(0)
+    images = [render_view(board, K, t, SIZE, rng) for t in board_views(board, 16, rng)]
+    images += [images[0].copy()]  # a repeated view adds nothing
+    result = calibrate_intrinsics(board, images)
+    assert abs(result.k[0, 0] / K[0, 0] - 1) < 0.01 and abs(result.k[1, 1] / K[1, 1] - 1) < 0.01
+    assert abs(result.k[0, 2] - K[0, 2]) < 5 and abs(result.k[1, 2] - K[1, 2]) < 5
+    assert result.rms < 1.0 and result.image_size == SIZE
+    assert result.rejected.get(16, "").startswith("adds little")
+
+
+def test_checkerboard_intrinsics(board):
+    checker = Board(BoardSpec(kind="checkerboard", squares=(8, 6), square=0.03))
+    rng = np.random.default_rng(1)
+    images = [render_view(checker, K, t, SIZE, rng, noise=1.0) for t in board_views(checker, 12, rng, tilt_deg=25)]
+    result = calibrate_intrinsics(checker, images)
+    assert abs(result.k[0, 0] / K[0, 0] - 1) < 0.01
+
+
+def test_intrinsics_bad_input_names_the_cause(board):
+    rng = np.random.default_rng(2)
+    blank = [np.full((480, 640), 200, np.uint8)] * 10
+    with pytest.raises(CalibrationError, match=r"too few usable views: 0 of 10 \(board found in 0\)"):
+        calibrate_intrinsics(board, blank)
+    few = [render_view(board, K, t, SIZE, rng) for t in board_views(board, 3, rng)]
+    with pytest.raises(CalibrationError, match="too few usable views: 3 of 3"):
+        calibrate_intrinsics(board, few)
+    with pytest.raises(CalibrationError, match="one size"):
+        calibrate_intrinsics(board, [few[0], few[1][:100]])
+    with pytest.raises(CalibrationError, match="no images"):
+        calibrate_intrinsics(board, [])
+
+
+def test_camera_info_yaml_round_trip(tmp_path, board):
+    rng = np.random.default_rng(3)
+    result = calibrate_intrinsics(board, [render_view(board, K, t, SIZE, rng) for t in board_views(board, 10, rng)])
+    info = result.camera_info("front_optical")
+    path = tmp_path / "front.yaml"
+    path.write_text(camera_info_yaml(info))
+    assert load_camera_info(path) == info
+    path.write_text("image_width: 640\n")
+    with pytest.raises(CalibrationError, match="not a camera_info YAML"):
+        load_camera_info(path)
+    with pytest.raises(CalibrationError, match="no camera_info file"):
+        load_camera_info(tmp_path / "missing.yaml")
+
+
+def observe(board, t_cam_board_true, rng):
+    """What a calibration run sees: the board detected in a rendered image, its pose solved."""
+    detection = board.detect(render_view(board, K, t_cam_board_true, SIZE, rng))
+    assert detection is not None
+    return board.pose(detection, K, np.zeros(5))
+
+
+@pytest.mark.parametrize("setup", ["eye_in_hand", "eye_to_hand"])
+def test_hand_eye_within_2_mm_and_0_2_degrees_from_15_poses(board, setup):
+    rng = np.random.default_rng(4)
+    x_true = to_matrix(Rotation.from_euler("xyz", [3, -4, 92], degrees=True).as_matrix(), [0.052, -0.011, 0.083])
+    fixed_true = to_matrix(Rotation.from_euler("x", 180, degrees=True).as_matrix(), [0.45, 0.12, 0.0])
+    arm, seen = [], []
+    for t_cam_board in board_views(board, 15, rng):
+        if setup == "eye_in_hand":  # camera on the gripper, board on the table (fixed_true = T_base_board)
+            t_base_gripper = fixed_true @ invert(t_cam_board) @ invert(x_true)
+        else:  # camera fixed in the base (x_true = T_base_cam), board in the gripper (fixed_true = T_gripper_board)
+            t_base_gripper = x_true @ t_cam_board @ invert(fixed_true)
+        arm.append(t_base_gripper)
+        seen.append(observe(board, t_cam_board, rng))
+    result = calibrate_hand_eye(arm, seen, setup)
+    error_mm = np.linalg.norm(result.transform[:3, 3] - x_true[:3, 3]) * 1000
+    assert error_mm < 2.0 and angle_deg(result.transform, x_true) < 0.2, (error_mm, angle_deg(result.transform,
+                                                                                                x_true))
+    assert result.residual_mm < 2.0 and result.residual_deg < 0.3
+    assert np.linalg.norm(result.fixed[:3, 3] - fixed_true[:3, 3]) * 1000 < 3.0
+    report = result.report()
+    assert report["setup"] == setup and "residual_mm" in report
+
+
+def test_hand_eye_refuses_degenerate_pose_sets():
+    down = pose_matrix([0.4, 0, 0.3, 0, 1, 0, 0])
+    shifted = [down @ to_matrix(np.eye(3), [0.01 * i, 0.02 * i, 0]) for i in range(10)]
+    with pytest.raises(CalibrationError, match="never rotates"):
+        calibrate_hand_eye(shifted, shifted)
+    one_axis = [down @ to_matrix(Rotation.from_euler("z", 10 * i, degrees=True).as_matrix(), [0, 0, 0])
+                for i in range(10)]
+    with pytest.raises(CalibrationError, match="about one axis"):
+        calibrate_hand_eye(one_axis, one_axis)
+    with pytest.raises(CalibrationError, match="too few poses: 3"):
+        calibrate_hand_eye(shifted[:3], shifted[:3])
+    with pytest.raises(CalibrationError, match="10 arm poses but 9 board poses"):
+        calibrate_hand_eye(shifted, shifted[:9])
+
+
+def test_guided_poses_are_diverse_enough():
+    from robot_rl.calibration.handeye import check_pose_diversity
+
+    poses = guided_poses(np.array([0.45, 0.0, 0.35, 0, 1, 0, 0]), n=15)
+    assert len(poses) == 15 and all(abs(np.linalg.norm(p[3:]) - 1) < 1e-9 for p in poses)
+    check_pose_diversity([pose_matrix(p) for p in poses])  # raises if degenerate
