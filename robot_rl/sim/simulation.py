@@ -41,10 +41,12 @@ def scene_path() -> str:
 class ArmSimulation:
     """One simulated rig. Drivers and tasks share it; nothing here knows about RL."""
 
-    def __init__(self, physics_dt: float = 0.002, ik_damping: float = 0.05, nullspace_gain: float = 0.5):
+    def __init__(self, physics_dt: float = 0.002, ik_damping: float = 0.05, nullspace_gain: float = 0.5,
+                 xml: str | None = None):
+        """``xml``: a variant of the scene (e.g. with a calibration board on the table); default: scene.xml."""
         if physics_dt <= 0:
             raise ValueError(f"physics_dt must be > 0, got {physics_dt}")
-        self.model = mujoco.MjModel.from_xml_path(scene_path())
+        self.model = mujoco.MjModel.from_xml_string(xml) if xml else mujoco.MjModel.from_xml_path(scene_path())
         self.model.opt.timestep = physics_dt
         self.data = mujoco.MjData(self.model)
         self._scratch = mujoco.MjData(self.model)  # for IK solves that must not touch the world
