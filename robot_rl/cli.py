@@ -224,6 +224,23 @@ def cmd_record(overrides: list[str]) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Calibrate the rig: camera intrinsics, hand-eye, a guided pose sequence, workspace bounds."""
+    import json
+
+    from robot_rl.calibration.board import CalibrationError
+    from robot_rl.calibration.procedures import PROCEDURES
+
+    cfg = load_config(args.overrides, name="calibrate")
+    try:
+        summary = PROCEDURES[args.action](cfg)
+    except CalibrationError as e:
+        print(f"robot-rl: calibration failed: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 COMMANDS = {"rollout": cmd_rollout, "record": cmd_record, "train": cmd_train, "learner": cmd_learner,
             "actor": cmd_actor, "eval": cmd_eval}
 
@@ -242,10 +259,18 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("action", choices=["info", "check", "video"])
     data.add_argument("path", help="an EpisodeStore (.zarr folder)")
     data.add_argument("options", nargs="*", metavar="key=value", help="video: episode=N out=PATH fps=10")
+    calibrate = sub.add_parser("calibrate", help=cmd_calibrate.__doc__.splitlines()[0],
+                               description=cmd_calibrate.__doc__ + " Options: see config/calibrate.yaml.",
+                               epilog="example: robot-rl calibrate handeye calibrate.rig=lab1 calibrate.source=files "
+                                      "calibrate.images=shots/ calibrate.poses=rigs/lab1/handeye_poses.yaml")
+    calibrate.add_argument("action", choices=["intrinsics", "handeye", "poses", "workspace"])
+    calibrate.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (calibrate.*)")
     args = parser.parse_args(argv)
     try:
         if args.command == "data":
             return cmd_data(args)
+        if args.command == "calibrate":
+            return cmd_calibrate(args)
         return COMMANDS[args.command](args.overrides)
     except ConfigError as e:
         print(f"robot-rl: config error: {e}", file=sys.stderr)

@@ -158,3 +158,89 @@ def test_sim_wrist_camera_calibrates_end_to_end_against_its_true_mounting(board)
         rig.close()
     error_mm = np.linalg.norm(result.transform[:3, 3] - truth[:3, 3]) * 1000
     assert error_mm < 2.0 and angle_deg(result.transform, truth) < 0.2, (error_mm, angle_deg(result.transform, truth))
+
+
+# ---------------------------------------------------------------------- robot-rl calibrate
+def test_calibrate_intrinsics_from_files_then_handeye_from_the_sim(tmp_path, board, capsys):
+    import cv2
+    import yaml
+
+    from robot_rl.cli import main
+
+    rng = np.random.default_rng(5)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i, t in enumerate(board_views(board, 12, rng)):
+        cv2.imwrite(str(shots / f"{i:02d}.png"), render_view(board, K, t, SIZE, rng))
+    rigs = tmp_path / "rigs"
+    common = [f"calibrate.dir={rigs}", "calibrate.rig=lab1", "calibrate.camera=front"]
+    assert main(["calibrate", "intrinsics", "calibrate.source=files", f"calibrate.images={shots}", *common]) == 0
+    current = load_camera_info(rigs / "lab1" / "front_intrinsics.yaml")
+    assert abs(current.fx / K[0, 0] - 1) < 0.01
+    text = (rigs / "lab1" / "front_intrinsics.yaml").read_text()
+    assert text.startswith("# robot_rl calibration: front_intrinsics, rig lab1\n# made ") and "# rms_px: " in text
+    assert len(list((rigs / "lab1").glob("front_intrinsics-*.yaml"))) == 1  # the versioned copy
+
+    assert main(["calibrate", "poses", *common, "calibrate.views=15"]) == 0
+    assert len(yaml.safe_load((rigs / "lab1" / "handeye_poses.yaml").read_text())) == 15
+
+    capsys.readouterr()
+    assert main(["calibrate", "handeye", f"calibrate.dir={rigs}", "calibrate.rig=sim"]) == 0
+    assert '"error_vs_model_mm"' in capsys.readouterr().out
+
+
+def test_calibrate_bad_input_is_one_line(tmp_path, capsys):
+    from robot_rl.cli import main
+
+    assert main(["calibrate", "intrinsics", "calibrate.source=files", f"calibrate.images={tmp_path}"]) == 1
+    assert "calibration failed: no images" in capsys.readouterr().err
+    assert main(["calibrate", "intrinsics", "calibrate.bord.kind=charuco"]) == 2
+    assert "calibrate.bord" in capsys.readouterr().err
+
+
+def test_workspace_from_marked_corners_writes_a_valid_safety_file(tmp_path):
+    import yaml
+
+    from robot_rl.calibration.procedures import workspace
+    from robot_rl.config import load_config
+    from robot_rl.safety import load_limits
+    from robot_rl.sim.simulation import ARM_JOINTS
+
+    corners = tmp_path / "corners.yaml"
+    corners.write_text(yaml.safe_dump([[0.3, -0.2, 0.02, 0, 1, 0, 0], [0.6, 0.25, 0.3, 0, 1, 0, 0],
+                                       [0.45, 0.0, 0.1, 0, 1, 0, 0]]))
+    cfg = load_config([f"calibrate.dir={tmp_path}", "calibrate.rig=lab1", "calibrate.source=files",
+                       f"calibrate.poses={corners}", "calibrate.margin=0.01"], name="calibrate")
+    summary = workspace(cfg)
+    limits = load_limits(summary["current"], ARM_JOINTS)
+    assert limits.workspace.low == [0.31, -0.19, 0.03] and limits.workspace.high == [0.59, 0.24, 0.29]
+    assert limits.contact == load_limits("sim_panda", ARM_JOINTS).contact  # the rest kept from the base file
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(yaml.safe_dump([[0.3, -0.2, 0.1, 0, 1, 0, 0], [0.6, 0.25, 0.1, 0, 1, 0, 0]]))
+    cfg.calibrate.poses = str(flat)
+    with pytest.raises(CalibrationError, match="span less than 2 cm along z"):
+        workspace(cfg)
+
+
+def test_workspace_by_jogging_the_sim_arm_with_a_teleop_device(tmp_path):
+    """A test double of a teleop device pushes the arm two ways and marks a corner after each."""
+    from robot_rl.calibration.procedures import workspace
+    from robot_rl.config import load_config
+    from robot_rl.teleop.device import TeleopDevice, TeleopEvent, TeleopSample
+
+    class Jogger(TeleopDevice):
+        def __init__(self):
+            self.script = ([np.array([1.0, 1.0, 1.0, 0, 0, 0])] * 5 + ["mark"] + [np.array([-1.0, -1.0, -1.0, 0, 0, 0])]
+                           * 10 + ["mark", "done"])
+
+        def read(self):
+            step = self.script.pop(0)
+            if isinstance(step, str):
+                event = TeleopEvent.SUCCESS if step == "mark" else TeleopEvent.FAILURE
+                return TeleopSample(np.zeros(6), events=frozenset({event}))
+            return TeleopSample(step)
+
+    cfg = load_config([f"calibrate.dir={tmp_path}", "calibrate.source=teleop", "teleop=keyboard"], name="calibrate")
+    summary = workspace(cfg, device=Jogger())
+    assert summary["corners"] == 2
+    assert all(h - lo > 0.05 for lo, h in zip(summary["low"], summary["high"], strict=True))
