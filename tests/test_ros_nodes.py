@@ -275,14 +275,19 @@ def test_sim_launch_starts_installed_executables_with_their_parameter_files(monk
 
 
 # ------------------------------------------------------------------ driver nodes
-def test_camera_node_publishes_an_opencv_camera(monkeypatch):
+def test_camera_node_publishes_an_opencv_camera_with_its_calibration(monkeypatch, tmp_path):
     import cv2
 
     from tests.test_drivers import CaptureDouble
 
     frames = [np.full((4, 6, 3), 50 + i, np.uint8) for i in range(3)]
     monkeypatch.setattr(cv2, "VideoCapture", lambda device: CaptureDouble(frames if device == 3 else []))
-    nodes, _ = load_nodes(monkeypatch, driver="opencv", name="side", device="3", fps=15, compressed="png")
+    from robot_rl.calibration.intrinsics import camera_info_yaml
+
+    calibrated = tmp_path / "side.yaml"
+    calibrated.write_text(camera_info_yaml(CameraInfo(6, 4, 7.5, 7.25, 2.6, 1.4, "side_optical", (0.01,) * 5)))
+    nodes, _ = load_nodes(monkeypatch, driver="opencv", name="side", device="3", fps=15, compressed="png",
+                          camera_info=str(calibrated))
     node = nodes.CameraNode()
     (period, publish), = node.timers
     assert period == pytest.approx(1 / 15)
@@ -290,6 +295,7 @@ def test_camera_node_publishes_an_opencv_camera(monkeypatch):
     image = latest(node, "side/image_raw")
     assert image.header.frame_id == "side_optical" and convert.image_from_msg(image)[0, 0].tolist() == [50] * 3
     assert set(node.publishers) == {"side/image_raw", "side/camera_info", "side/image_raw/compressed"}
+    assert convert.camera_info_from_msg(latest(node, "side/camera_info")).fx == 7.5  # the calibrated intrinsics
     node.destroy_node()
 
 

@@ -141,6 +141,8 @@ CAMERA_PARAMETERS = {
     "frame_id": ("", "frame of the images (empty: <name>_optical)"),
     "encoding": ("rgb8", "rgb8 | bgr8"),
     "compressed": ("", "also publish image_raw/compressed: jpeg, png, or empty for none"),
+    "camera_info": ("", "calibrated intrinsics: a camera_info YAML (robot-rl calibrate intrinsics); "
+                        "empty: the driver's own"),
 }
 
 
@@ -158,8 +160,13 @@ class CameraNode(BridgeNode):
         elif device:
             options["device"] = int(device) if device.isdigit() else device
         self.camera = make_camera(driver, name, **options)
+        info = None
+        if self.param("camera_info"):
+            from robot_rl.calibration.intrinsics import load_camera_info
+
+            info = load_camera_info(self.param("camera_info"))
         self.stream = CameraStream(self.camera, RclpyTypes(), self.param("frame_id") or f"{name}_optical",
-                                   self.param("encoding"), self.param("compressed") or None)
+                                   self.param("encoding"), self.param("compressed") or None, info)
         self.every(float(self.param("fps")), lambda: self.publish_all(self.stream.tick(), prefix=f"{name}/"))
 
     def destroy_node(self) -> None:
