@@ -18,7 +18,13 @@ ARM_JOINTS = {
 }
 
 
-def make_camera(kind: str, name: str, **params: Any) -> Camera:
+def make_camera(kind: str, name: str, camera_info: str | None = None, **params: Any) -> Camera:
+    """``camera_info``: a calibrated camera_info YAML (``robot-rl calibrate intrinsics``) that
+    replaces the driver's own intrinsics."""
+    if camera_info:
+        from robot_rl.calibration.intrinsics import load_camera_info
+
+        params["info"] = load_camera_info(camera_info)
     if kind == "opencv":
         from robot_rl.drivers.opencv_camera import OpenCVCamera
 

@@ -20,7 +20,8 @@ log = logging.getLogger("robot_rl.drivers")
 
 class RealSenseCamera(Camera):
     def __init__(self, name: str, serial: str | None = None, width: int = 640, height: int = 480, fps: int = 30,
-                 exposure_us: float | None = None, depth: bool = False, timeout_ms: int = 1000, sdk: Any = None):
+                 exposure_us: float | None = None, depth: bool = False, timeout_ms: int = 1000,
+                 info: CameraInfo | None = None, sdk: Any = None):
         self.rs = sdk if sdk is not None else import_sdk("pyrealsense2", "pip install pyrealsense2", "realsense")
         self.name, self.width, self.height, self.fps = name, width, height, fps
         self.exposure_us, self.depth, self.timeout_ms = exposure_us, depth, timeout_ms
@@ -28,6 +29,7 @@ class RealSenseCamera(Camera):
         self._pipeline, self._profile = self._start()
         self._align = self.rs.align(self.rs.stream.color) if depth else None
         self._depth_image: np.ndarray | None = None
+        self._info = info  # calibrated intrinsics replace the factory ones
 
     def _pick(self, serial: str | None) -> str:
         rs = self.rs
@@ -100,6 +102,8 @@ class RealSenseCamera(Camera):
         self._pipeline, self._profile = self._start()
 
     def info(self) -> CameraInfo:
+        if self._info is not None:
+            return self._info
         intr = self._profile.get_stream(self.rs.stream.color).as_video_stream_profile().get_intrinsics()
         return CameraInfo(intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy, self.name,
                           tuple(float(c) for c in intr.coeffs))

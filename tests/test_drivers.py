@@ -170,6 +170,20 @@ def test_realsense_picks_by_serial_sets_exposure_and_reads_rgb_with_depth():
     assert (info.fx, info.cy, info.distortion[0], info.frame_id) == (3.0, 1.5, 0.1, "front")
 
 
+def test_calibrated_intrinsics_replace_the_drivers_own(tmp_path):
+    from robot_rl.calibration.intrinsics import camera_info_yaml
+    from robot_rl.drivers.base import CameraInfo
+    from robot_rl.drivers.factory import make_camera
+
+    calibrated = CameraInfo(6, 4, 3.3, 3.4, 2.4, 1.6, "front", (0.05, 0, 0, 0, 0))
+    path = tmp_path / "front.yaml"
+    path.write_text(camera_info_yaml(calibrated))
+    sdk, _ = realsense_double(["111"])
+    assert make_camera("realsense", "front", camera_info=str(path), sdk=sdk).info() == calibrated
+    with pytest.raises(ValueError, match="unknown camera driver 'gige'"):
+        make_camera("gige", "front")
+
+
 @pytest.mark.parametrize("serials,serial,complaint", [
     ([], None, "no RealSense device is connected"),
     (["111"], "999", r"no RealSense with serial 999 \(connected: \['111'\]\)"),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from robot_rl.drivers.base import Camera, CameraInfo
+from robot_rl.drivers.base import Camera
 from robot_rl.ros import convert
 from robot_rl.ros.convert import MessageError, MessageTypes
 from robot_rl.safety.arm import SafeArm
@@ -32,15 +32,14 @@ class CameraStream:
     with its ``camera_info``, stamped with the capture time."""
 
     def __init__(self, camera: Camera, types: MessageTypes, frame_id: str, encoding: str = "rgb8",
-                 compressed: str | None = None, info: CameraInfo | None = None):
-        """``info``: calibrated intrinsics (``robot-rl calibrate intrinsics``); default: the driver's own."""
+                 compressed: str | None = None):
         if encoding not in ("rgb8", "bgr8"):
             raise ValueError(f"a colour camera publishes rgb8 or bgr8, got {encoding!r}")
         if compressed not in (None, "jpeg", "png"):
             raise ValueError(f"compressed must be 'jpeg', 'png' or empty, got {compressed!r}")
         self.camera, self.types, self.frame_id = camera, types, frame_id
         self.encoding, self.compressed = encoding, compressed
-        info = camera.info() if info is None else info
+        info = camera.info()
         self.info = type(info)(info.width, info.height, info.fx, info.fy, info.cx, info.cy, frame_id,
                                info.distortion)
         self._last_stamp: float | None = None

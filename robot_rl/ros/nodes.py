@@ -154,19 +154,15 @@ class CameraNode(BridgeNode):
         from robot_rl.drivers.factory import make_camera
 
         driver, name, device = self.param("driver"), self.param("name"), self.param("device")
-        options = {"width": self.param("width"), "height": self.param("height"), "fps": self.param("fps")}
+        options = {"width": self.param("width"), "height": self.param("height"), "fps": self.param("fps"),
+                   "camera_info": self.param("camera_info") or None}
         if driver == "realsense":
             options["serial"] = device or None
         elif device:
             options["device"] = int(device) if device.isdigit() else device
         self.camera = make_camera(driver, name, **options)
-        info = None
-        if self.param("camera_info"):
-            from robot_rl.calibration.intrinsics import load_camera_info
-
-            info = load_camera_info(self.param("camera_info"))
         self.stream = CameraStream(self.camera, RclpyTypes(), self.param("frame_id") or f"{name}_optical",
-                                   self.param("encoding"), self.param("compressed") or None, info)
+                                   self.param("encoding"), self.param("compressed") or None)
         self.every(float(self.param("fps")), lambda: self.publish_all(self.stream.tick(), prefix=f"{name}/"))
 
     def destroy_node(self) -> None:
