@@ -46,7 +46,7 @@ class BridgeNode(Node):
         super().__init__(name)
         for key, (default, description) in parameters.items():
             self.declare_parameter(key, default, ParameterDescriptor(description=description))
-        self._publishers: dict[str, Any] = {}
+        self._topic_publishers: dict[str, Any] = {}  # not _publishers: rclpy's Node may use that name
 
     def param(self, key: str) -> Any:
         return self.get_parameter(key).value
@@ -54,9 +54,9 @@ class BridgeNode(Node):
     def publish_all(self, outgoing: Outgoing, prefix: str = "") -> None:
         for topic, msg in outgoing:
             name = f"{prefix}{topic}"
-            if name not in self._publishers:
-                self._publishers[name] = self.create_publisher(type(msg), name, topic_qos(name))
-            self._publishers[name].publish(msg)
+            if name not in self._topic_publishers:
+                self._topic_publishers[name] = self.create_publisher(type(msg), name, topic_qos(name))
+            self._topic_publishers[name].publish(msg)
 
     def every(self, hz: float, callback: Callable[[], None]) -> None:
         if hz <= 0:
