@@ -5,7 +5,6 @@ procedure can be run (and checked) end to end without a robot."""
 from __future__ import annotations
 
 import tempfile
-from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -13,7 +12,7 @@ import numpy as np
 
 from robot_rl.calibration.board import Board, to_matrix
 from robot_rl.calibration.handeye import pose_matrix
-from robot_rl.sim.simulation import ArmSimulation, Pose
+from robot_rl.sim.simulation import ArmSimulation, Pose, scene_path
 
 # MuJoCo cameras look along -z with y up; OpenCV's along +z with y down
 MUJOCO_TO_OPENCV = to_matrix(np.diag([1.0, -1.0, -1.0]), np.zeros(3))
@@ -27,7 +26,7 @@ class SimCalibrationRig:
         cv2.imwrite(str(texture), board.image(pixels_per_metre))
         w, h = board.spec.size_m
         margin = 0.02  # white paper around the pattern
-        scene = resources.files("robot_rl.sim").joinpath("assets/scene.xml").read_text()
+        scene = Path(scene_path()).read_text()
         asset = (f'<asset><texture name="calib_board" type="2d" file="{texture}"/>'
                  f'<material name="calib_board" texture="calib_board" texrepeat="1 1" texuniform="false"/></asset>')
         geoms = (f'<geom name="calib_paper" type="box" size="{w / 2 + margin} {h / 2 + margin} 0.0005" '
