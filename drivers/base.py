@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ class ArmState:
     ee_pose: np.ndarray
     wrench: np.ndarray
     stamp: float
+
+
+def moved_pose(pose: np.ndarray, dpos: np.ndarray, drot: np.ndarray) -> np.ndarray:
+    """The pose (x, y, z, qw, qx, qy, qz) that ``pose`` reaches by a base-frame move: ``dpos``
+    metres and a rotation vector ``drot`` (rad) applied about the base axes."""
+    pose = np.asarray(pose, dtype=float)
+    rotation = Rotation.from_rotvec(drot) * Rotation.from_quat(pose[3:], scalar_first=True)
+    return np.concatenate([pose[:3] + dpos, rotation.as_quat(scalar_first=True)])
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from robot_rl.drivers.base import ArmState, GripperState
+from robot_rl.drivers.base import ArmState, GripperState, moved_pose
 from robot_rl.env.backend import RobotBackend
 from robot_rl.env.image import CropResize
 from robot_rl.env.task import Task, TaskStatus
@@ -181,13 +181,11 @@ class RobotEnv(gym.Env):
         # the target may lie outside the workspace or move too fast: the arm's safety chain
         # makes it safe (and says so in info["safety_events"])
         ee = self.backend.arm.state().ee_pose
-        pos = ee[:3] + dpos
         if self.action_spec.rotation:
-            rot = Rotation.from_rotvec(drot) * Rotation.from_quat(ee[3:], scalar_first=True)
-            quat = rot.as_quat(scalar_first=True)
+            target = moved_pose(ee, dpos, drot)
         else:
-            quat = self.backend.arm.home_pose[3:]
-        self.backend.arm.command(np.concatenate([pos, quat]))
+            target = np.concatenate([ee[:3] + dpos, self.backend.arm.home_pose[3:]])
+        self.backend.arm.command(target)
         if grip is not None:
             self.backend.gripper.command(self._gripper_target(grip))
         self.backend.advance(self.control_dt)

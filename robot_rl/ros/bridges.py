@@ -8,15 +8,15 @@ Each ``tick`` returns ``(topic, message)`` pairs, topics relative to the node.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
-from robot_rl.drivers.base import Camera
+from robot_rl.drivers.base import Camera, moved_pose
 from robot_rl.ros import convert
 from robot_rl.ros.convert import MessageError, MessageTypes
 from robot_rl.safety.arm import SafeArm
@@ -39,9 +39,7 @@ class CameraStream:
             raise ValueError(f"compressed must be 'jpeg', 'png' or empty, got {compressed!r}")
         self.camera, self.types, self.frame_id = camera, types, frame_id
         self.encoding, self.compressed = encoding, compressed
-        info = camera.info()
-        self.info = type(info)(info.width, info.height, info.fx, info.fy, info.cx, info.cy, frame_id,
-                               info.distortion)
+        self.info = dataclasses.replace(camera.info(), frame_id=frame_id)
         self._last_stamp: float | None = None
 
     def tick(self) -> Outgoing:
@@ -75,10 +73,6 @@ class ArmServer:
         self.base_frame, self.twist_period = base_frame, twist_period
         self.refused = 0
 
-    @property
-    def clock(self) -> Callable[[], float]:
-        return self.arm.clock
-
     def on_target_pose(self, msg: Any) -> None:
         pose = self._accept(msg, "target pose", convert.pose_from_msg)
         if pose is not None:
@@ -89,10 +83,8 @@ class ArmServer:
         twist = self._accept(msg, "twist", convert.twist_from_msg)
         if twist is None:
             return
-        ee = self.arm.state().ee_pose
-        rotation = Rotation.from_rotvec(twist[3:] * self.twist_period) * Rotation.from_quat(ee[3:], scalar_first=True)
-        target = np.concatenate([ee[:3] + twist[:3] * self.twist_period, rotation.as_quat(scalar_first=True)])
-        self.arm.command(target)
+        dt = self.twist_period
+        self.arm.command(moved_pose(self.arm.state().ee_pose, twist[:3] * dt, twist[3:] * dt))
 
     def _accept(self, msg: Any, what: str, parse: Callable[[Any], np.ndarray]) -> np.ndarray | None:
         """The command's numbers, or None when it is refused (wrong frame, malformed): counted and logged."""

@@ -118,7 +118,7 @@ class TopicBackend(RobotBackend):
         self.cameras = dict(cameras)
         self.arm = SafeArm.from_limits(arm, limits, control_period, clock=clock)
         self.gripper = None
-        self.topic_arm, self.control_period = arm, control_period
+        self.control_period = control_period
         self.start_noise = np.asarray(start_noise, dtype=float)
         self.reset_timeout, self.reset_tolerance, self.sleep = reset_timeout, reset_tolerance, sleep
 
