@@ -41,15 +41,13 @@ class IntrinsicsResult:
 
 def view_params(detection: Detection, image_size: tuple[int, int]) -> np.ndarray:
     """(x, y, size, skew) of a view, each in [0, 1], as ROS camera_calibration measures them."""
-    pts = detection.image_points
+    pts = detection.image_points.astype(np.float32)
     w, h = image_size
-    hull = cv2.convexHull(pts.astype(np.float32))
-    area = cv2.contourArea(hull)
+    area = cv2.contourArea(cv2.convexHull(pts))
     x, y = pts[:, 0].mean() / w, pts[:, 1].mean() / h
     size = np.sqrt(area / (w * h))
-    rect = cv2.minAreaRect(pts.astype(np.float32))
-    (rw, rh) = rect[1]
-    skew = 1.0 - min(area / max(rw * rh, 1e-9), 1.0) if rw * rh > 0 else 0.0
+    rw, rh = cv2.minAreaRect(pts)[1]
+    skew = max(0.0, 1.0 - area / (rw * rh)) if rw * rh > 0 else 0.0
     return np.array([x, y, size, min(2 * skew, 1.0)])
 
 

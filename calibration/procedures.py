@@ -57,10 +57,7 @@ def _sim_views(cfg: DictConfig, board: Board):
         raise CalibrationError(f"the simulated rig calibrates its wrist camera, not {c.camera!r}")
     rig = SimCalibrationRig(board)
     try:
-        arm, images = [], []
-        for pose in guided_poses(rig.home, n=c.views, tilt_deg=c.tilt_deg, shift_m=0.03, seed=cfg.seed):
-            arm.append(rig.move_to(pose))
-            images.append(rig.image())
+        arm, images = rig.views(guided_poses(rig.home, n=c.views, tilt_deg=c.tilt_deg, shift_m=0.03, seed=cfg.seed))
         return arm, images, rig.true_mount()
     finally:
         rig.close()

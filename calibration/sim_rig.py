@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from robot_rl.calibration.board import Board, to_matrix
+from robot_rl.calibration.board import Board, invert, to_matrix
 from robot_rl.calibration.handeye import pose_matrix
 from robot_rl.sim.simulation import ArmSimulation, Pose, scene_path
 
@@ -56,6 +56,14 @@ class SimCalibrationRig:
         self.sim.reset(self.q, 0.08)
         return pose_matrix(self.sim.ee_pose().as_array())
 
+    def views(self, poses: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Drive through ``poses`` taking a picture at each: (T_base_gripper list, image list)."""
+        arm, images = [], []
+        for pose in poses:
+            arm.append(self.move_to(pose))
+            images.append(self.image())
+        return arm, images
+
     def image(self) -> np.ndarray:
         w, h = self.size
         return self.sim.render(self.camera, h, w)
@@ -66,7 +74,7 @@ class SimCalibrationRig:
         cam = m.camera(self.camera).id
         world_cam = to_matrix(d.cam_xmat[cam].reshape(3, 3), d.cam_xpos[cam]) @ MUJOCO_TO_OPENCV
         world_ee = to_matrix(d.site_xmat[self.sim.ee_site].reshape(3, 3), d.site_xpos[self.sim.ee_site])
-        return np.linalg.inv(world_ee) @ world_cam
+        return invert(world_ee) @ world_cam
 
     def close(self) -> None:
         self.sim.close()

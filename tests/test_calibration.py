@@ -144,10 +144,7 @@ def test_sim_wrist_camera_calibrates_end_to_end_against_its_true_mounting(board)
 
     rig = SimCalibrationRig(board)
     try:
-        arm, images = [], []
-        for pose in guided_poses(rig.home, n=20, tilt_deg=18, shift_m=0.03):
-            arm.append(rig.move_to(pose))
-            images.append(rig.image())
+        arm, images = rig.views(guided_poses(rig.home, n=20, tilt_deg=18, shift_m=0.03))
         intrinsics = calibrate_intrinsics(board, images, novelty=0.0)
         true_k = rig.camera_matrix()
         assert abs(intrinsics.k[1, 1] / true_k[1, 1] - 1) < 0.01
