@@ -16,6 +16,7 @@ from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.env.intervention import InterventionWrapper
 from robot_rl.rl.actor import Actor
 from robot_rl.rollout import FunctionPolicy
+from robot_rl.safety import SafetyEvent
 from robot_rl.teleop.device import TeleopEvent
 from robot_rl.teleop.mapping import TeleopMapper
 
@@ -55,6 +56,20 @@ def test_console_off_localhost_needs_the_token():
         assert json.load(urllib.request.urlopen(url + "/state?token=s3cret", timeout=2))["episode"] == 0
         assert post(url + "/event/estop", token="s3cret") == 200
         assert console.read().events == {TeleopEvent.ESTOP}
+    finally:
+        console.close()
+
+
+def test_the_console_shows_every_safety_event_by_reason():
+    console = Console(port=0)
+    try:
+        events = [SafetyEvent("workspace", "position_limit"), SafetyEvent("step", "translation_limit")]
+        console.on_step({}, episode=0, step=1, reward=0.0, info={"safety_events": events})
+        console.on_step({}, episode=0, step=2, reward=0.0, info={"safety_events": events[:1]})
+        state = json.load(urllib.request.urlopen(f"http://127.0.0.1:{console.port}/state", timeout=2))
+        assert state["safety_events"] == 3
+        assert state["safety_reasons"] == {"position_limit": 2, "translation_limit": 1}
+        assert state["last_safety_event"] == "step 2: workspace position_limit"
     finally:
         console.close()
 

@@ -16,7 +16,7 @@ import hmac
 import json
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,6 +47,8 @@ class ConsoleState:
     recent_intervention: deque = field(default_factory=lambda: deque(maxlen=20))
     learner: dict[str, Any] = field(default_factory=dict)
     safety_events: int = 0
+    safety_reasons: Counter = field(default_factory=Counter)
+    last_safety_event: str = ""
 
     def to_json(self) -> dict[str, Any]:
         def rate(values: deque) -> float | None:
@@ -56,7 +58,8 @@ class ConsoleState:
                 "paused": self.paused, "estop": self.estop, "rewards": self.rewards[-500:],
                 "progress": self.progress[-500:], "success_rate": rate(self.recent_success),
                 "intervention_rate": rate(self.recent_intervention), "learner": self.learner,
-                "safety_events": self.safety_events}
+                "safety_events": self.safety_events, "safety_reasons": dict(self.safety_reasons.most_common()),
+                "last_safety_event": self.last_safety_event}
 
 
 class Console(TeleopDevice):
@@ -100,7 +103,10 @@ class Console(TeleopDevice):
             state.intervention = bool(info.get("intervention", False))
             state.paused = bool(info.get("paused", False))
             state.estop = bool(info.get("estop", False))
-            state.safety_events += len(info.get("safety_events", ()))
+            for event in info.get("safety_events", ()):
+                state.safety_events += 1
+                state.safety_reasons[event.reason] += 1
+                state.last_safety_event = f"step {step}: {event.filter} {event.reason}"
             if step == 0:
                 state.rewards, state.progress = [], []
             if reward is not None:
