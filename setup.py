@@ -97,5 +97,6 @@ setup(
         "teleop_node = robot_rl.ros.nodes:teleop_main",
         "camera_node = robot_rl.ros.nodes:camera_main",
         "arm_node = robot_rl.ros.nodes:arm_main",
+        "actor_node = robot_rl.ros.nodes:actor_main",
     ]},
 )

@@ -33,11 +33,12 @@ class Box:
 
 @dataclass
 class RobotConfig:
-    backend: str = "sim"
+    backend: str = "sim"  # sim (the MuJoCo arm) | ros (topics of camera_node and arm_node, in actor_node)
     dof: int = 7
     control_hz: float = 10.0
     physics_dt: float = 0.002
     home_ee_pos: list[float] = field(default_factory=lambda: [0.45, 0.0, 0.2])
+    home_ee_quat: list[float] = field(default_factory=lambda: [0.0, 1.0, 0.0, 0.0])  # w, x, y, z (ros backend)
     start_noise: list[float] = field(default_factory=lambda: [0.04, 0.04, 0.03])
     workspace: Box = field(default_factory=Box)
     safety: str = "sim_panda"  # safety limits: a file in config/safety/ (without .yaml) or a path
@@ -86,9 +87,12 @@ class LoggingConfig:
     project: str = "robot_rl"
 
 
+DEVICES = ("none", "keyboard", "spacemouse", "gamepad", "sim_expert", "ros")
+
+
 @dataclass
 class TeleopConfig:
-    device: str = "none"  # none | keyboard | spacemouse | gamepad | sim_expert
+    device: str = "none"  # none | keyboard | spacemouse | gamepad | sim_expert | ros (teleop_node's topics)
     frame: str = "base"  # base (operator's frame, turned by operator_yaw) | ee (tool frame)
     operator_yaw: float = 0.0
     deadzone: float = 0.05
@@ -238,10 +242,13 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"invalid value for '{key}': {why} (got {OmegaConf.select(cfg, key)})")
 
     need(cfg.episodes > 0, "episodes", "must be > 0")
+    need(cfg.robot.backend in ("sim", "ros"), "robot.backend", "must be sim or ros")
     need(cfg.robot.control_hz > 0, "robot.control_hz", "must be > 0")
     need(cfg.robot.physics_dt > 0, "robot.physics_dt", "must be > 0")
     _validate_safety(cfg)
     need(len(cfg.robot.home_ee_pos) == 3, "robot.home_ee_pos", "must be [x, y, z]")
+    need(len(cfg.robot.home_ee_quat) == 4 and sum(v * v for v in cfg.robot.home_ee_quat) > 0.5,
+         "robot.home_ee_quat", "must be a unit quaternion [w, x, y, z]")
     for box in ("robot.workspace", "task.cube_region", "task.target_region"):
         low, high = OmegaConf.select(cfg, f"{box}.low"), OmegaConf.select(cfg, f"{box}.high")
         need(len(low) == 3 and len(high) == 3, box, "low and high must be [x, y, z]")
@@ -259,8 +266,7 @@ def validate(cfg: DictConfig) -> None:
          "must be 'absolute' or 'toggle'")
     need(cfg.task.success_radius > 0, "task.success_radius", "must be > 0")
     need(cfg.policy.noise >= 0, "policy.noise", "must be >= 0")
-    need(cfg.teleop.device in ("none", "keyboard", "spacemouse", "gamepad", "sim_expert"), "teleop.device",
-         "must be none, keyboard, spacemouse, gamepad or sim_expert")
+    need(cfg.teleop.device in DEVICES, "teleop.device", f"must be one of {', '.join(DEVICES)}")
     need(cfg.teleop.frame in ("base", "ee"), "teleop.frame", "must be base or ee")
     need(0 <= cfg.teleop.deadzone < 1, "teleop.deadzone", "must be in [0, 1)")
     need(0 < cfg.console.port < 65536 or cfg.console.port == 0, "console.port", "must be a TCP port")

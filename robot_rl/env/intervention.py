@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from robot_rl.data.spec import LABEL_FAILURE, LABEL_NONE, LABEL_SUCCESS
+from robot_rl.env.task import TaskStatus
 from robot_rl.teleop.device import TeleopDevice, TeleopEvent
 from robot_rl.teleop.mapping import TeleopMapper
 
@@ -67,6 +68,8 @@ class InterventionWrapper(gym.Wrapper):
         events = events | self.device.outcome(info)
         label = LABEL_SUCCESS if TeleopEvent.SUCCESS in events else (
             LABEL_FAILURE if TeleopEvent.FAILURE in events else LABEL_NONE)
+        if label == LABEL_SUCCESS:  # the operator's word is the ground truth (on hardware, the only one)
+            reward = robot.reward_for(TaskStatus(True, 1.0))
         if label != LABEL_NONE and self.config.end_on_label:
             terminated = terminated or label == LABEL_SUCCESS
             truncated = truncated or label == LABEL_FAILURE

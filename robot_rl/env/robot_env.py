@@ -194,11 +194,15 @@ class RobotEnv(gym.Env):
         obs = self._observe()
         events = self.safety.take_events()
         status = self._last_status = self.task.status()
-        # dense rewards are ≤ 0 so that finishing early pays: progress − 1, and 0 on success
-        reward = float(status.success) if self.reward_kind == "sparse" else status.progress - 1.0
+        reward = self.reward_for(status)
         terminated = status.success and self.terminate_on_success
         truncated = not terminated and self._steps >= self.max_steps
         return obs, reward, terminated, truncated, self._info(status, events)
+
+    def reward_for(self, status: TaskStatus) -> float:
+        """The reward of a step that ends in ``status``: sparse, 1 on success and 0 otherwise;
+        dense, progress − 1 (≤ 0, so that finishing early pays; 0 on success)."""
+        return float(status.success) if self.reward_kind == "sparse" else status.progress - 1.0
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array" or self._last_obs is None:

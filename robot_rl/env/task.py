@@ -25,3 +25,18 @@ class Task(ABC):
 
     @abstractmethod
     def status(self) -> TaskStatus: ...
+
+
+class LabeledTask(Task):
+    """A task on hardware, where the env sees no ground truth: success comes from the
+    operator's label (the InterventionWrapper turns it into the success reward), and
+    progress stays 0 until a critic (or a person) says otherwise."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """The scene is laid out by a person (or the robot's reset routine), not by the env."""
+
+    def status(self) -> TaskStatus:
+        return TaskStatus(False, 0.0)

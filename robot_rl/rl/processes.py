@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from robot_rl.config import ConfigError
 from robot_rl.env.factory import make_env, spaces_from_config
+from robot_rl.env.robot_env import RobotEnv
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.agent import SACAgent
 from robot_rl.rl.learner import Learner
@@ -33,6 +35,7 @@ from robot_rl.rl.pacing import TimingSummary
 from robot_rl.rl.run_log import WandbLog
 from robot_rl.rl.settings import AgentConfig, LearnerConfig
 from robot_rl.rl.train import DEMO_STORE, RandomWarmup, _section, evaluate, pick_device, record_demos
+from robot_rl.teleop.device import TeleopDevice
 from robot_rl.teleop.factory import with_operator
 
 log = logging.getLogger("robot_rl.processes")
@@ -137,9 +140,16 @@ def learner_address(cfg: DictConfig, run_dir: Path, wait_s: float = 120.0) -> st
     return f"{host}:{json.loads((run_dir / LEARNER_INFO).read_text())['port']}"
 
 
-def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_id: str = "actor-0") -> ActorReport:
-    """Act for ``train.env_steps`` steps, recording to run_dir/actor.zarr and streaming to the learner,
-    evaluating the current policy every ``train.eval_every`` steps."""
+def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_id: str = "actor-0",
+              env_factory: Callable[[DictConfig], RobotEnv] = make_env, device: TeleopDevice | None = None,
+              stop: threading.Event | None = None) -> ActorReport:
+    """Act for ``train.env_steps`` steps (or until ``stop``), recording to run_dir/<actor_id>.zarr
+    and streaming to the learner.
+
+    In sim the current policy is evaluated every ``train.eval_every`` steps on a second env.
+    On hardware (``env_factory`` builds the robot's env, ``device`` is the operator's) there
+    is no ground truth to evaluate against: the operator's labels make the success rate.
+    """
     import torch
 
     from robot_rl.data import EpisodeStore, StoreSpec
@@ -150,8 +160,10 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     # one observation at a time gains nothing from more threads, and they would compete
     # with the learner's when both run on one machine
     torch.set_num_threads(cfg.train.threads or 1)
-    env, eval_env = make_env(cfg), make_env(cfg)
-    acting_env, console = with_operator(env, cfg, token=resolve_token(cfg))
+    simulated = cfg.robot.backend == "sim"
+    env = env_factory(cfg)
+    eval_env = env_factory(cfg) if simulated and cfg.train.eval_every > 0 else None
+    acting_env, console = with_operator(env, cfg, token=resolve_token(cfg), device=device)
     agent = SACAgent(env.observation_space, env.action_space.shape[0], AgentConfig(**_section(cfg.agent, AgentConfig)),
                      device="cpu", seed=cfg.seed)
     client = LearnerClient(learner_address(cfg, run_dir), resolve_token(cfg), actor_id, tls=_tls(cfg))
@@ -183,19 +195,26 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
 
     wandb_log = WandbLog(cfg, run_dir, "actor")
     policy = RandomWarmup(agent, cfg.train.random_steps, env.action_space, cfg.seed)
-    actor = Actor(acting_env, policy, send=streamer.put, store=store, rate_hz=cfg.train.rate_hz,
+    # the simulator runs as fast as it can unless told otherwise; a real robot runs at its control rate
+    rate_hz = cfg.train.rate_hz or (None if simulated else cfg.robot.control_hz)
+    actor = Actor(acting_env, policy, send=streamer.put, store=store, rate_hz=rate_hz,
                   refresh_weights=refresh, weights_every_steps=cfg.train.weights_every_steps, seed=cfg.seed,
                   console=console)
     report = ActorReport()
     bar = tqdm(total=cfg.train.env_steps, unit="step", disable=not progress_bar, dynamic_ncols=True)
     next_eval = cfg.train.eval_every
+    stop = stop or threading.Event()
     try:
-        while actor.total_steps < cfg.train.env_steps:
-            if cfg.robot.backend == "sim" and not actor.in_episode:
+        while actor.total_steps < cfg.train.env_steps and not stop.is_set():
+            if simulated and not actor.in_episode:
                 wait_for_learner(actor.total_steps)
             actor.step()
             bar.update(1)
-            if actor.total_steps >= next_eval or actor.total_steps == cfg.train.env_steps:
+            if eval_env is None:
+                if actor.episodes and actor.total_steps % 100 == 0:
+                    recent = [e.success for e in actor.episodes[-20:]]
+                    wandb_log.log({"train_success": np.mean(recent), "weights_version": version}, actor.total_steps)
+            elif actor.total_steps >= next_eval or actor.total_steps == cfg.train.env_steps:
                 next_eval += cfg.train.eval_every
                 refresh()
                 success = evaluate(agent, eval_env, cfg.train.eval_episodes)
@@ -218,7 +237,8 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
         client.close()
         store.close()
         env.close()
-        eval_env.close()
+        if eval_env is not None:
+            eval_env.close()
     report.env_steps, report.episodes, report.weights_version = actor.total_steps, len(actor.episodes), version
     report.timing = actor.timing.summary()
     log.info("actor loop: %s", report.timing)

@@ -29,16 +29,17 @@ Outgoing = list[tuple[str, Any]]
 
 class CameraStream:
     """camera_node: each tick, the newest frame as ``image_raw`` (and ``image_raw/compressed``)
-    with its ``camera_info``, stamped with the capture time."""
+    with its ``camera_info``, stamped with the capture time (``restamp``: with that clock's
+    time at publishing instead, for the simulated rig whose own clock starts at 0)."""
 
     def __init__(self, camera: Camera, types: MessageTypes, frame_id: str, encoding: str = "rgb8",
-                 compressed: str | None = None):
+                 compressed: str | None = None, restamp: Callable[[], float] | None = None):
         if encoding not in ("rgb8", "bgr8"):
             raise ValueError(f"a colour camera publishes rgb8 or bgr8, got {encoding!r}")
         if compressed not in (None, "jpeg", "png"):
             raise ValueError(f"compressed must be 'jpeg', 'png' or empty, got {compressed!r}")
         self.camera, self.types, self.frame_id = camera, types, frame_id
-        self.encoding, self.compressed = encoding, compressed
+        self.encoding, self.compressed, self.restamp = encoding, compressed, restamp
         self.info = dataclasses.replace(camera.info(), frame_id=frame_id)
         self._last_stamp: float | None = None
 
@@ -47,11 +48,12 @@ class CameraStream:
         if frame.stamp == self._last_stamp:  # never publish a frame twice
             return []
         self._last_stamp = frame.stamp
-        out = [("image_raw", convert.image_to_msg(self.types, frame.image, frame.stamp, self.frame_id, self.encoding)),
-               ("camera_info", convert.camera_info_to_msg(self.types, self.info, frame.stamp))]
+        stamp = frame.stamp if self.restamp is None else self.restamp()
+        out = [("image_raw", convert.image_to_msg(self.types, frame.image, stamp, self.frame_id, self.encoding)),
+               ("camera_info", convert.camera_info_to_msg(self.types, self.info, stamp))]
         if self.compressed:
             out.append(("image_raw/compressed", convert.compressed_image_to_msg(
-                self.types, frame.image, frame.stamp, self.frame_id, self.compressed)))
+                self.types, frame.image, stamp, self.frame_id, self.compressed)))
         return out
 
 
@@ -62,15 +64,16 @@ class ArmServer:
 
     A malformed command is refused and counted; it does not count as a command, so the
     watchdog halts the arm if nothing valid follows. ``tick`` runs the watchdog as time
-    passes, so a dead actor halts the arm.
+    passes, so a dead actor halts the arm. State is stamped with the arm's reading time
+    (``restamp``: with that clock's time at publishing, as for :class:`CameraStream`).
     """
 
     def __init__(self, arm: SafeArm, types: MessageTypes, joint_names: Sequence[str], base_frame: str = "base",
-                 twist_period: float = 0.1):
+                 twist_period: float = 0.1, restamp: Callable[[], float] | None = None):
         if twist_period <= 0:
             raise ValueError(f"twist_period must be > 0 s, got {twist_period}")
         self.arm, self.types, self.joint_names = arm, types, list(joint_names)
-        self.base_frame, self.twist_period = base_frame, twist_period
+        self.base_frame, self.twist_period, self.restamp = base_frame, twist_period, restamp
         self.refused = 0
 
     def on_target_pose(self, msg: Any) -> None:
@@ -114,15 +117,15 @@ class ArmServer:
     def tick(self) -> Outgoing:
         self.arm.tick()
         state = self.arm.state()
+        stamp = state.stamp if self.restamp is None else self.restamp()
         types = self.types
         status = {"halted": self.arm.halted, "estop": self.arm.estop.latched,
                   "estop_by": None if self.arm.estop.record is None else self.arm.estop.record.source,
                   "refused_commands": self.refused, "interventions": dict(self.arm.counts)}
         return [
-            ("joint_states", convert.joint_state_to_msg(types, self.joint_names, state.q, state.dq, None,
-                                                        state.stamp)),
-            ("ee_pose", convert.pose_to_msg(types, state.ee_pose, state.stamp, self.base_frame)),
-            ("wrench", convert.wrench_to_msg(types, state.wrench, state.stamp, self.base_frame)),
+            ("joint_states", convert.joint_state_to_msg(types, self.joint_names, state.q, state.dq, None, stamp)),
+            ("ee_pose", convert.pose_to_msg(types, state.ee_pose, stamp, self.base_frame)),
+            ("wrench", convert.wrench_to_msg(types, state.wrench, stamp, self.base_frame)),
             ("safety_status", types.cls("std_msgs/msg/String")(data=json.dumps(status, sort_keys=True))),
             ("estop_state", types.cls("std_msgs/msg/Bool")(data=self.arm.estop.latched)),
         ]

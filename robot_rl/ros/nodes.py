@@ -6,6 +6,7 @@ module of robot_rl that imports rclpy.
     ros2 run robot_rl teleop_node --ros-args -p device:=spacemouse
     ros2 run robot_rl camera_node --ros-args -p driver:=realsense -p name:=front -p device:=<serial>
     ros2 run robot_rl arm_node --ros-args -p driver:=ur -p address:=192.168.1.10 -p safety:=ur5e
+    ROBOT_RL_TOKEN=... ros2 run robot_rl actor_node --ros-args -p learner_address:=gpu-box:50051
 """
 
 from __future__ import annotations
@@ -93,9 +94,12 @@ class SimRobotNode(BridgeNode):
                                   limits=load_limits(self.param("safety"), ARM_JOINTS), control_period=period)
         self.backend.reset(np.random.default_rng(0))  # the arm at its home pose, the cube on the table
         types = RclpyTypes()
-        self.streams = {name: CameraStream(cam, types, f"{name}_optical", compressed=self.param("compressed") or None)
+        # the simulator's clock starts at 0: messages carry the wall-clock time they are published at
+        self.streams = {name: CameraStream(cam, types, f"{name}_optical", compressed=self.param("compressed") or None,
+                                           restamp=time.time)
                         for name, cam in self.backend.cameras.items()}
-        self.arm = ArmServer(self.backend.arm, types, ARM_JOINTS, self.param("base_frame"), self.param("twist_period"))
+        self.arm = ArmServer(self.backend.arm, types, ARM_JOINTS, self.param("base_frame"), self.param("twist_period"),
+                             restamp=time.time)
         subscribe_arm(self, self.arm)
         self._period, self._wall = period, time.monotonic()
         self.every(self.param("control_hz"), self._control)
@@ -231,12 +235,68 @@ class TeleopNode(BridgeNode):
         self.every(self.param("rate_hz"), lambda: self.publish_all(self.stream.tick()))
 
 
+ACTOR_PARAMETERS = {
+    "overrides": (["robot=ur5e", "cameras=ros", "task=labeled", "teleop=ros"],
+                  "overrides of robot-rl's train config (key=value, group=name); robot.backend must be ros"),
+    "learner_address": ("127.0.0.1:50051", "the learner's host:port; both sides need $ROBOT_RL_TOKEN"),
+    "run_dir": ("runs/actor", "where the actor's EpisodeStore (<actor_id>.zarr) and logs go"),
+    "actor_id": ("actor-0", "this actor's name on the learner and its store's file name"),
+    "base_frame": ("base", "frame of the target poses it sends"),
+}
+
+
+class ActorNode(BridgeNode):
+    """The actor on a ROS 2 robot: a RobotEnv over the newest camera and arm messages, the
+    same actor loop, EpisodeStore and learner link as direct mode, the operator's device
+    from teleop_node's topics, and the console. Commands go to arm_node's ``target_pose``,
+    where the safety chain runs again next to the arm."""
+
+    def __init__(self) -> None:
+        super().__init__("actor", ACTOR_PARAMETERS)
+        import threading
+
+        from robot_rl.config import ConfigError, load_config
+        from robot_rl.ros.topic_backend import ActorTopics
+
+        overrides = [*self.param("overrides"), f"learner.address={self.param('learner_address')}"]
+        self.cfg = load_config(overrides, name="train")
+        if self.cfg.robot.backend != "ros":
+            raise ConfigError(f"invalid value for 'robot.backend': actor_node drives a ROS 2 robot (robot=ur5e, or "
+                              f"any robot with backend: ros), got {self.cfg.robot.backend!r}")
+        target = self.create_publisher(RclpyTypes().cls("geometry_msgs/msg/PoseStamped"), "target_pose", COMMAND_QOS)
+        self.topics = ActorTopics.from_config(self.cfg, RclpyTypes(), target.publish, self.param("base_frame"))
+        for topic, msg_type, callback in self.topics.subscriptions:
+            self.create_subscription(RclpyTypes().cls(msg_type), topic, callback, topic_qos(topic))
+        self.stop = threading.Event()
+
+    def work(self) -> Any:
+        """The actor's loop, in the main thread while another spins the subscriptions."""
+        from pathlib import Path
+
+        from robot_rl.env.factory import make_env
+        from robot_rl.rl.processes import run_actor
+
+        run_dir = Path(self.param("run_dir"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_actor(self.cfg, run_dir, progress_bar=False, actor_id=self.param("actor_id"),
+                         env_factory=lambda cfg: make_env(cfg, backend=self.topics.backend),
+                         device=self.topics.teleop, stop=self.stop)
+
+
 def run(node_class: type[BridgeNode], args: list[str] | None = None) -> None:
+    """Spin ``node_class`` until Ctrl-C; a node with a ``work`` method runs it in this thread
+    while a background thread spins its callbacks, and stops when the work is done."""
     rclpy.init(args=args)
     node = None
     try:
         node = node_class()
-        rclpy.spin(node)
+        if hasattr(node, "work"):
+            import threading
+
+            threading.Thread(target=rclpy.spin, args=(node,), name="spin", daemon=True).start()
+            node.work()
+        else:
+            rclpy.spin(node)
     except KeyboardInterrupt:
         pass
     finally:
@@ -260,3 +320,7 @@ def camera_main(args: list[str] | None = None) -> None:
 
 def arm_main(args: list[str] | None = None) -> None:
     run(ArmNode, args)
+
+
+def actor_main(args: list[str] | None = None) -> None:
+    run(ActorNode, args)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,7 +21,11 @@ from robot_rl.drivers.base import Arm, ArmState, Camera, CameraInfo, DriverError
 from robot_rl.env.backend import RobotBackend
 from robot_rl.ros import convert
 from robot_rl.ros.convert import MessageTypes
-from robot_rl.safety import SafeArm, SafetyLimits
+from robot_rl.safety import SafeArm, SafetyLimits, load_limits
+from robot_rl.teleop.device import TeleopDevice, TeleopEvent, TeleopSample
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
 class Latest:
@@ -137,6 +142,84 @@ class TopicBackend(RobotBackend):
 
     def advance(self, duration: float) -> None:
         """Real time passes by itself; the actor's pacer waits for the next tick."""
+
+
+class TopicTeleop(TeleopDevice):
+    """teleop_node's topics as a device: ``teleop/twist`` (TwistStamped), ``teleop/gripper``
+    (Float32, +1 close, -1 open) and ``teleop/events`` (String, one per press).
+
+    Motion older than ``stale`` seconds (by this machine's clock, on arrival) reads as
+    untouched: an operator whose node died is not intervening. Events are each reported once.
+    """
+
+    def __init__(self, stale: float = 0.2, clock: Callable[[], float] = time.monotonic):
+        self.stale, self.clock = stale, clock
+        self._lock = threading.Lock()
+        self._twist, self._twist_at = np.zeros(6), -np.inf
+        self._gripper: float | None = None
+        self._gripper_at = -np.inf
+        self._events: set[TeleopEvent] = set()
+
+    def on_twist(self, msg: Any) -> None:
+        twist = convert.twist_from_msg(msg)
+        with self._lock:
+            self._twist, self._twist_at = twist, self.clock()
+
+    def on_gripper(self, msg: Any) -> None:
+        with self._lock:
+            self._gripper, self._gripper_at = float(msg.data), self.clock()
+
+    def on_event(self, msg: Any) -> None:
+        try:
+            event = TeleopEvent(msg.data)
+        except ValueError:
+            raise convert.MessageError(f"teleop/events: unknown event {msg.data!r}; expected one of "
+                                       f"{[e.value for e in TeleopEvent]}") from None
+        with self._lock:
+            self._events.add(event)
+
+    def read(self) -> TeleopSample:
+        now = self.clock()
+        with self._lock:
+            twist = self._twist if now - self._twist_at <= self.stale else np.zeros(6)
+            gripper = self._gripper if now - self._gripper_at <= self.stale else None
+            events, self._events = frozenset(self._events), set()
+        return TeleopSample(twist.copy(), gripper, events, now)
+
+
+@dataclass
+class ActorTopics:
+    """What actor_node subscribes to and publishes, ROS-free: the backend the actor's env
+    runs on, the operator's device, and ``subscriptions`` as (topic, message type, callback)."""
+
+    backend: TopicBackend
+    teleop: TopicTeleop | None
+    subscriptions: list[tuple[str, str, Callable[[Any], None]]]
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, types: MessageTypes, send: Callable[[Any], None],
+                    base_frame: str = "base", wait: float = 5.0) -> ActorTopics:
+        """The robot ``cfg`` describes (``robot.backend=ros``): its cameras, its arm (joint names
+        from the safety limits file) and, with ``teleop=ros``, the operator's device."""
+        limits = load_limits(cfg.robot.safety).narrowed(list(cfg.robot.workspace.low), list(cfg.robot.workspace.high))
+        cameras = {name: TopicCamera(name, wait) for name in cfg.cameras}
+        home = np.array([*cfg.robot.home_ee_pos, *cfg.robot.home_ee_quat], dtype=float)
+        home[3:] /= np.linalg.norm(home[3:])
+        arm = TopicArm(limits.joint_names, home, types, send, base_frame, wait)
+        backend = TopicBackend(cameras, arm, limits, 1.0 / cfg.robot.control_hz,
+                               start_noise=list(cfg.robot.start_noise))
+        subscriptions = [("joint_states", "sensor_msgs/msg/JointState", arm.on_joint_state),
+                         ("ee_pose", "geometry_msgs/msg/PoseStamped", arm.on_ee_pose),
+                         ("wrench", "geometry_msgs/msg/WrenchStamped", arm.on_wrench)]
+        for name, camera in cameras.items():
+            subscriptions += [(f"{name}/image_raw", "sensor_msgs/msg/Image", camera.on_image),
+                              (f"{name}/camera_info", "sensor_msgs/msg/CameraInfo", camera.on_camera_info)]
+        teleop = TopicTeleop() if cfg.teleop.device == "ros" else None
+        if teleop is not None:
+            subscriptions += [("teleop/twist", "geometry_msgs/msg/TwistStamped", teleop.on_twist),
+                              ("teleop/gripper", "std_msgs/msg/Float32", teleop.on_gripper),
+                              ("teleop/events", "std_msgs/msg/String", teleop.on_event)]
+        return cls(backend, teleop, subscriptions)
 
 
 def _wait_for(latest: Latest, wait: float, clock: Callable[[], float], message: str) -> Any:

@@ -6,13 +6,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from robot_rl.config import ConfigError
+from robot_rl.config import DEVICES, ConfigError
 from robot_rl.env.intervention import InterventionConfig, InterventionWrapper
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.teleop.device import DeviceGroup, TeleopDevice
 from robot_rl.teleop.mapping import TeleopMapper, TwistMapping
-
-DEVICES = ("none", "keyboard", "spacemouse", "gamepad", "sim_expert")
 
 
 def make_device(cfg: DictConfig, env: RobotEnv) -> TeleopDevice | None:
@@ -39,16 +37,20 @@ def make_device(cfg: DictConfig, env: RobotEnv) -> TeleopDevice | None:
             raise ConfigError("invalid value for 'teleop.device': sim_expert needs the simulated robot (robot=sim)")
         return SimOperator(env, SimOperatorConfig(t.stuck_steps, t.guide_steps, t.budget_start, t.budget_end,
                                                   t.decay_episodes), seed=cfg.seed)
+    if t.device == "ros":
+        raise ConfigError("invalid value for 'teleop.device': ros reads teleop_node's topics, which only actor_node "
+                          "subscribes to (ros2 launch robot_rl hil_rl.launch.py)")
     raise ConfigError(f"invalid value for 'teleop.device': unknown device {t.device!r}; choose one of {DEVICES}")
 
 
-def with_operator(env: RobotEnv, cfg: DictConfig, token: str | None = None,
-                  operator_only: bool = False) -> tuple[Any, Any | None]:
+def with_operator(env: RobotEnv, cfg: DictConfig, token: str | None = None, operator_only: bool = False,
+                  device: TeleopDevice | None = None) -> tuple[Any, Any | None]:
     """``env`` behind an InterventionWrapper when there is a device or a console, and the console.
 
-    ``operator_only``: recording demonstrations, every step is the operator's."""
+    ``operator_only``: recording demonstrations, every step is the operator's. ``device``:
+    one built by the caller (actor_node's teleop topics) instead of ``cfg.teleop``'s."""
     devices = []
-    device = make_device(cfg, env)
+    device = device if device is not None else make_device(cfg, env)
     if device is not None:
         devices.append(device)
     console = None
