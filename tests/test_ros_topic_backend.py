@@ -102,3 +102,31 @@ def test_no_messages_yet_is_a_clear_error():
         arm.state()
     with pytest.raises(DriverError, match="camera 'side': no image on side/image_raw"):
         TopicCamera("side", wait=0.0).read()
+
+
+def test_teleop_topics_read_as_a_device_that_goes_quiet_when_its_node_does():
+    from robot_rl.ros.convert import MessageError
+    from robot_rl.ros.topic_backend import TopicTeleop
+    from robot_rl.teleop.device import TeleopEvent
+
+    types, now = RosbagsTypes("jazzy"), [100.0]
+    teleop = TopicTeleop(stale=0.2, clock=lambda: now[0])
+    String, Float32 = types.cls("std_msgs/msg/String"), types.cls("std_msgs/msg/Float32")
+    teleop.on_twist(convert_twist(types, [0.5, 0, 0, 0, 0, 0.2]))
+    teleop.on_gripper(Float32(data=1.0))
+    teleop.on_event(String(data="success"))
+    sample = teleop.read()
+    assert sample.twist.tolist() == [0.5, 0, 0, 0, 0, 0.2] and sample.gripper == 1.0
+    assert sample.events == {TeleopEvent.SUCCESS}
+    assert teleop.read().events == frozenset()  # each press once
+    now[0] += 0.3  # teleop_node went quiet: the operator is not intervening
+    quiet = teleop.read()
+    assert not quiet.deflected() and quiet.gripper is None
+    with pytest.raises(MessageError, match="unknown event 'sucess'"):
+        teleop.on_event(String(data="sucess"))
+
+
+def convert_twist(types, twist):
+    from robot_rl.ros import convert
+
+    return convert.twist_to_msg(types, np.array(twist, dtype=float), 0.0, "teleop")
