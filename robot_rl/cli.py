@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from robot_rl.config import ConfigError, load_config, to_yaml
+from robot_rl.data.episode_store import StoreFormatError
 
 
 def _run_dir(cfg, command: str) -> Path:
@@ -19,7 +20,7 @@ def _run_dir(cfg, command: str) -> Path:
 
 def cmd_rollout(overrides: list[str]) -> int:
     """Run a policy (expert or random) for some episodes and print a per-episode table."""
-    from robot_rl.data import StoreSpec
+    from robot_rl.data import EpisodeStore, StoreSpec
     from robot_rl.env.factory import make_env
     from robot_rl.rollout import make_policy, results_table, rollout
 
@@ -30,8 +31,8 @@ def cmd_rollout(overrides: list[str]) -> int:
         policy = make_policy(cfg, env, cfg.seed)
         run_dir = _run_dir(cfg, "rollout")
         if cfg.record:
-            store = _open_for_recording(Path(cfg.record), StoreSpec.from_spaces(env.observation_space,
-                                                                                env.action_space.shape[0]))
+            store = EpisodeStore.append_or_create(Path(cfg.record), StoreSpec.from_spaces(
+                env.observation_space, env.action_space.shape[0]))
         source = "demo" if cfg.policy.name == "expert" else "eval"
         results = rollout(env, policy, cfg.episodes, cfg.seed, cfg.video, cfg.logging.progress_bar, store, source)
     finally:
@@ -45,20 +46,6 @@ def cmd_rollout(overrides: list[str]) -> int:
     print(f"config and results: {run_dir}" + (f"; video: {cfg.video}" if cfg.video else "")
           + (f"; recorded to: {cfg.record}" if cfg.record else ""))
     return 0
-
-
-def _open_for_recording(path: Path, spec):
-    """Append to the store at ``path`` if it exists (same spec), else create it."""
-    from robot_rl.data import EpisodeStore
-
-    if not path.exists():
-        return EpisodeStore.create(path, spec)
-    store = EpisodeStore.open(path, mode="a")
-    if store.spec != spec:
-        store.close()
-        raise ConfigError(f"invalid value for 'record': {path} holds episodes of another observation/action "
-                          f"layout; record to a new path")
-    return store
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -190,34 +177,12 @@ def cmd_eval(overrides: list[str]) -> int:
 
 def cmd_record(overrides: list[str]) -> int:
     """Record teleoperated demonstrations (teleop=keyboard|spacemouse|gamepad|sim_expert) into record=PATH."""
-    import numpy as np
-
-    from robot_rl.data import StoreSpec
-    from robot_rl.env.factory import make_env
-    from robot_rl.rl.actor import Actor
-    from robot_rl.rollout import EpisodeResult, FunctionPolicy, results_table
-    from robot_rl.teleop.factory import with_operator
+    from robot_rl.rl.processes import record_teleop
+    from robot_rl.rollout import EpisodeResult, results_table
 
     cfg = load_config(overrides, name="train")
-    if cfg.teleop.device == "none" and not cfg.console.enabled:
-        raise ConfigError("invalid value for 'teleop': recording needs an operator: teleop=keyboard, spacemouse, "
-                          "gamepad or sim_expert")
-    run_dir = _run_dir(cfg, "record")
-    path = Path(cfg.record) if cfg.record else run_dir / "demos.zarr"
-    env = make_env(cfg)
-    acting, console = with_operator(env, cfg, operator_only=True)
-    store = _open_for_recording(path, StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0]))
-    hold = FunctionPolicy(lambda obs: np.zeros(env.action_space.shape, np.float32))
-    # a person needs the robot's real pace; the simulated operator does not
-    rate = None if cfg.teleop.device == "sim_expert" else cfg.robot.control_hz
-    actor = Actor(acting, hold, store=store, rate_hz=rate, source="demo", seed=cfg.seed, console=console)
-    try:
-        episodes = actor.run(max_episodes=cfg.episodes)
-    finally:
-        store.close()
-        if console is not None:
-            console.close()
-        env.close()
+    path = Path(cfg.record) if cfg.record else _run_dir(cfg, "record") / "demos.zarr"
+    episodes = record_teleop(cfg, path)
     print(results_table([EpisodeResult(e.episode, cfg.seed + e.episode, e.steps, e.success, e.episode_return)
                          for e in episodes]))
     print(f"recorded {len(episodes)} demonstrations to {path}")
@@ -274,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args.overrides)
     except ConfigError as e:
         print(f"robot-rl: config error: {e}", file=sys.stderr)
+        return 2
+    except StoreFormatError as e:
+        print(f"robot-rl: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("robot-rl: interrupted", file=sys.stderr)

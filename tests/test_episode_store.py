@@ -176,6 +176,21 @@ def test_path_that_is_not_a_store(tmp_path):
         EpisodeStore.create(tmp_path, small_spec())
 
 
+def test_append_or_create_appends_to_the_same_layout_and_refuses_another(tmp_path):
+    path, rng = tmp_path / "s.zarr", np.random.default_rng(0)
+    with EpisodeStore.append_or_create(path, small_spec()) as store:
+        write_random_episode(store, rng, 3)
+        store.end_episode()
+    with EpisodeStore.append_or_create(path, small_spec()) as store:
+        write_random_episode(store, rng, 2)
+        store.end_episode()
+        assert store.num_steps == 5
+    with pytest.raises(StoreFormatError, match="another observation/action layout"):
+        EpisodeStore.append_or_create(path, small_spec(extra=()))
+    with EpisodeStore.append_or_create(path, small_spec()) as store:  # the refusal let go of the writer lock
+        assert store.num_steps == 5
+
+
 def test_unknown_format_version_is_a_clear_error(tmp_path):
     EpisodeStore.create(tmp_path / "s.zarr", small_spec()).close()
     meta_path = tmp_path / "s.zarr" / "zarr.json"

@@ -22,11 +22,10 @@ from robot_rl.ros import convert
 from tests import rclpy_double
 from tests.test_train import _free_port, _wait_for
 
-# the simulated rig seen as a ROS robot: robot=ur5e's backend (topics) with the sim arm's limits
-SIM_AS_ROS = ["robot=ur5e", "robot.safety=sim_panda", "robot.dof=7", "robot.home_ee_pos=[0.45,0.0,0.2]",
-              "robot.workspace.low=[0.25,-0.35,0.005]", "robot.workspace.high=[0.75,0.35,0.35]", "cameras=sim64",
-              "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]", "cameras.wrist.resolution=[32,32]",
-              "cameras.wrist.size=[32,32]", "task=labeled", "task.max_steps=15", "teleop=ros"]
+# the simulated rig seen as a ROS robot (sim_robot_node's topics)
+SIM_AS_ROS = ["robot=sim_ros", "cameras=sim_ros", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
+              "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]", "task=labeled", "task.max_steps=15",
+              "teleop=ros"]
 TINY_LEARNER = ["train.random_steps=50", "learner.warmup_transitions=50", "learner.batch_size=16",
                 "learner.publish_every=10", "agent.hidden=[32,32]", "agent.encoder_features=16",
                 "logging.wandb=disabled", "train.threads=1"]

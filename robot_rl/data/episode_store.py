@@ -217,6 +217,18 @@ class EpisodeStore:
                 os.close(lock_fd)
             raise
 
+    @classmethod
+    def append_or_create(cls, path: str | os.PathLike, spec: StoreSpec) -> EpisodeStore:
+        """Open the store at ``path`` for appending, or create it; a store of another layout
+        (observation or action keys, shapes, dtypes) is refused with :class:`StoreFormatError`."""
+        if not Path(path).exists():
+            return cls.create(path, spec)
+        store = cls.open(path, mode="a")
+        if store.spec != spec:
+            store.close()
+            raise StoreFormatError(f"{path} holds episodes of another observation/action layout; record to a new path")
+        return store
+
     def refresh(self) -> None:
         """Re-read the index, so a reader sees the episodes a live writer has committed since."""
         if self.mode != "r":

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from robot_rl.config import ConfigError
 from robot_rl.env.factory import make_env, spaces_from_config
 from robot_rl.env.robot_env import RobotEnv
-from robot_rl.rl.actor import Actor
+from robot_rl.rl.actor import Actor, EpisodeSummary
 from robot_rl.rl.agent import SACAgent
 from robot_rl.rl.learner import Learner
 from robot_rl.rl.pacing import TimingSummary
@@ -169,8 +169,7 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     client = LearnerClient(learner_address(cfg, run_dir), resolve_token(cfg), actor_id, tls=_tls(cfg))
     streamer = StepStreamer(client)
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
-    store_path = run_dir / f"{actor_id}.zarr"
-    store = EpisodeStore.open(store_path, mode="a") if store_path.exists() else EpisodeStore.create(store_path, spec)
+    store = EpisodeStore.append_or_create(run_dir / f"{actor_id}.zarr", spec)
     version = 0
     lead = cfg.learner.warmup_transitions + 2 * cfg.learner.publish_every
 
@@ -245,6 +244,36 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     report.train_success = float(np.mean([e.success for e in actor.episodes])) if actor.episodes else float("nan")
     report.wall_s = time.perf_counter() - started
     return report
+
+
+# ---------------------------------------------------------------------- record
+def record_teleop(cfg: DictConfig, path: Path, env_factory: Callable[[DictConfig], RobotEnv] = make_env,
+                  device: TeleopDevice | None = None) -> list[EpisodeSummary]:
+    """Record ``cfg.episodes`` teleoperated demonstrations (every step the operator's) into the
+    EpisodeStore at ``path`` (appended to, or created), labels included."""
+    from robot_rl.data import EpisodeStore, StoreSpec
+    from robot_rl.rollout import FunctionPolicy
+
+    if cfg.teleop.device == "none" and device is None and not cfg.console.enabled:
+        raise ConfigError("invalid value for 'teleop': recording needs an operator: teleop=keyboard, spacemouse, "
+                          "gamepad or sim_expert")
+    env = env_factory(cfg)
+    console = store = None
+    try:
+        acting, console = with_operator(env, cfg, operator_only=True, device=device)
+        store = EpisodeStore.append_or_create(path, StoreSpec.from_spaces(env.observation_space,
+                                                                          env.action_space.shape[0]))
+        hold = FunctionPolicy(lambda obs: np.zeros(env.action_space.shape, np.float32))
+        # a person needs the robot's real pace; the simulated operator does not
+        rate = None if cfg.teleop.device == "sim_expert" else cfg.robot.control_hz
+        actor = Actor(acting, hold, store=store, rate_hz=rate, source="demo", seed=cfg.seed, console=console)
+        return actor.run(max_episodes=cfg.episodes)
+    finally:
+        if store is not None:
+            store.close()
+        if console is not None:
+            console.close()
+        env.close()
 
 
 # ---------------------------------------------------------------------- train
