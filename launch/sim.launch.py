@@ -5,7 +5,8 @@ inside) from sim_robot_node, and optionally an operator's device.
 
 Topics: /<camera>/image_raw and /<camera>/camera_info, /joint_states, /ee_pose, /wrench,
 /safety_status, /estop_state (latched); commands on /target_pose or /target_twist, the
-e-stop on /estop, its reset through the /reset_estop service (std_srvs/Trigger).
+e-stop on /estop, its reset through the /reset_estop service (std_srvs/Trigger); the
+operator's device on /teleop/twist, /teleop/gripper and /teleop/events.
 """
 
 from launch.actions import DeclareLaunchArgument
@@ -24,7 +25,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("device", default_value="spacemouse", description="keyboard | spacemouse | gamepad"),
         Node(package="robot_rl", executable="sim_robot_node", name="sim_robot", output="screen",
              parameters=[PathJoinSubstitution([params, "sim_robot.yaml"])]),
-        Node(package="robot_rl", executable="teleop_node", name="teleop", output="screen",
+        Node(package="robot_rl", executable="teleop_node", name="teleop", namespace="teleop", output="screen",
              parameters=[PathJoinSubstitution([params, "teleop.yaml"]), {"device": LaunchConfiguration("device")}],
              condition=IfCondition(LaunchConfiguration("teleop"))),
     ])

@@ -242,6 +242,8 @@ ACTOR_PARAMETERS = {
     "run_dir": ("runs/actor", "where the actor's EpisodeStore (<actor_id>.zarr) and logs go"),
     "actor_id": ("actor-0", "this actor's name on the learner and its store's file name"),
     "base_frame": ("base", "frame of the target poses it sends"),
+    "mode": ("train", "train: act and learn with the learner | record: record the operator's demonstrations "
+                      "(episodes=N, record=PATH in overrides; default <run_dir>/demos.zarr)"),
 }
 
 
@@ -258,6 +260,8 @@ class ActorNode(BridgeNode):
         from robot_rl.config import ConfigError, load_config
         from robot_rl.ros.topic_backend import ActorTopics
 
+        if self.param("mode") not in ("train", "record"):
+            raise ValueError(f"actor_node: mode must be train or record, got {self.param('mode')!r}")
         overrides = [*self.param("overrides"), f"learner.address={self.param('learner_address')}"]
         self.cfg = load_config(overrides, name="train")
         if self.cfg.robot.backend != "ros":
@@ -274,13 +278,16 @@ class ActorNode(BridgeNode):
         from pathlib import Path
 
         from robot_rl.env.factory import make_env
-        from robot_rl.rl.processes import run_actor
+        from robot_rl.rl.processes import record_teleop, run_actor
 
         run_dir = Path(self.param("run_dir"))
         run_dir.mkdir(parents=True, exist_ok=True)
+        env_factory = lambda cfg: make_env(cfg, backend=self.topics.backend)  # noqa: E731
+        if self.param("mode") == "record":
+            path = Path(self.cfg.record) if self.cfg.record else run_dir / "demos.zarr"
+            return record_teleop(self.cfg, path, env_factory, self.topics.teleop)
         return run_actor(self.cfg, run_dir, progress_bar=False, actor_id=self.param("actor_id"),
-                         env_factory=lambda cfg: make_env(cfg, backend=self.topics.backend),
-                         device=self.topics.teleop, stop=self.stop)
+                         env_factory=env_factory, device=self.topics.teleop, stop=self.stop)
 
 
 def run(node_class: type[BridgeNode], args: list[str] | None = None) -> None:

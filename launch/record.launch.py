@@ -1,0 +1,29 @@
+"""Record teleoperated demonstrations on a robot PC: the robot's nodes, the operator's
+device and actor_node in record mode (an EpisodeStore with labels), and optionally every
+topic in a rosbag2 bag with the standard tools.
+
+    ros2 launch robot_rl record.launch.py robot:=ur5e cameras:=ros config:='episodes=20' bag:=true
+
+Arguments: ros2 launch robot_rl record.launch.py --show-args
+"""
+
+from launch.actions import ExecuteProcess
+
+from launch import LaunchDescription
+from robot_rl.ros.launch_graph import ACTOR_ARGUMENTS, ROBOT_ARGUMENTS, actor_node, declare, opaque, robot_nodes
+
+RECORD_ARGUMENTS = {
+    "bag": ("false", "also record every topic with `ros2 bag record -a` into <run_dir>/bag"),
+}
+
+
+def nodes(args):
+    started = [*robot_nodes(args), actor_node(args, "record")]
+    if args["bag"].lower() in ("true", "1", "yes"):
+        started.append(ExecuteProcess(cmd=["ros2", "bag", "record", "-a", "-o", f"{args['run_dir']}/bag"],
+                                      output="screen"))
+    return started
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([*declare({**ROBOT_ARGUMENTS, **ACTOR_ARGUMENTS, **RECORD_ARGUMENTS}), opaque(nodes)])

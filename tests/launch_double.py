@@ -1,0 +1,127 @@
+"""A test double of ROS 2's ``launch`` and ``launch_ros`` (named as one: it is not ROS).
+
+It records what a launch file would start instead of starting it: :func:`expand` resolves
+the declared arguments (defaults, then what ``ros2 launch ... name:=value`` would set), runs
+``OpaqueFunction``s with a context holding them, evaluates ``IfCondition``s, and returns
+the ``Node``s and ``ExecuteProcess``es with their keyword arguments. Package share paths
+resolve to the source checkout, which share/robot_rl mirrors.
+"""
+
+from __future__ import annotations
+
+import sys
+import types as pytypes
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Recorded:
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.args, self.kwargs = args, kwargs
+
+
+class DeclareLaunchArgument(Recorded):
+    @property
+    def name(self) -> str:
+        return self.args[0]
+
+
+class LaunchConfiguration(Recorded):
+    def perform(self, context: Context) -> str:
+        return context.launch_configurations[self.args[0]]
+
+
+class FindPackageShare(Recorded):
+    pass
+
+
+class PathJoinSubstitution(Recorded):
+    def path(self) -> Path:
+        parts = [p.path() if isinstance(p, PathJoinSubstitution) else (REPO if isinstance(p, FindPackageShare) else p)
+                 for p in self.args[0]]
+        return Path(*parts)
+
+
+class IfCondition(Recorded):
+    def evaluate(self, context: Context) -> bool:
+        value = self.args[0]
+        text = value.perform(context) if isinstance(value, LaunchConfiguration) else str(value)
+        return text.lower() in ("true", "1")
+
+
+class Node(Recorded):
+    pass
+
+
+class ExecuteProcess(Recorded):
+    pass
+
+
+class OpaqueFunction(Recorded):
+    pass
+
+
+@dataclass
+class Context:
+    launch_configurations: dict[str, str]
+
+
+def install(monkeypatch) -> None:
+    """Put the double in sys.modules under launch's and launch_ros's module names."""
+
+    def module(name: str, **attrs: Any) -> None:
+        mod = pytypes.ModuleType(name)
+        mod.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, mod)
+
+    module("launch", LaunchDescription=Recorded)
+    module("launch.actions", DeclareLaunchArgument=DeclareLaunchArgument, OpaqueFunction=OpaqueFunction,
+           ExecuteProcess=ExecuteProcess)
+    module("launch.conditions", IfCondition=IfCondition)
+    module("launch.substitutions", LaunchConfiguration=LaunchConfiguration, PathJoinSubstitution=PathJoinSubstitution)
+    module("launch_ros")
+    module("launch_ros.actions", Node=Node)
+    module("launch_ros.substitutions", FindPackageShare=FindPackageShare)
+    monkeypatch.delitem(sys.modules, "robot_rl.ros.launch_graph", raising=False)
+
+
+def expand(launch_file: str, **arguments: str) -> tuple[dict[str, DeclareLaunchArgument], list[Recorded]]:
+    """(declared arguments by name, what ``launch/<launch_file>`` starts with ``arguments`` set)."""
+    import runpy
+
+    description = runpy.run_path(str(REPO / "launch" / launch_file))["generate_launch_description"]()
+    declared = {a.name: a for a in description.args[0] if isinstance(a, DeclareLaunchArgument)}
+    unknown = set(arguments) - set(declared)
+    assert not unknown, f"{launch_file} declares no argument {sorted(unknown)}"
+    context = Context({name: a.kwargs["default_value"] for name, a in declared.items()} | arguments)
+    started: list[Recorded] = []
+    pending = list(description.args[0])
+    while pending:
+        entity = pending.pop(0)
+        if isinstance(entity, OpaqueFunction):
+            pending[:0] = entity.kwargs["function"](context)
+        elif isinstance(entity, Node | ExecuteProcess):
+            condition = entity.kwargs.get("condition")
+            if condition is None or condition.evaluate(context):
+                entity.context = context
+                started.append(entity)
+    return declared, started
+
+
+def node_parameters(node: Node) -> dict[str, Any]:
+    """A Node's parameters as ROS would load them: files (``<name>: ros__parameters:``), then dicts."""
+    import yaml
+
+    merged: dict[str, Any] = {}
+    for entry in node.kwargs.get("parameters", []):
+        if isinstance(entry, dict):
+            merged.update({k: v.perform(node.context) if isinstance(v, LaunchConfiguration) else v
+                           for k, v in entry.items()})
+            continue
+        path = entry.path() if isinstance(entry, PathJoinSubstitution) else Path(entry)
+        assert path.is_file(), path
+        merged.update(yaml.safe_load(path.read_text())[node.kwargs["name"]]["ros__parameters"])
+    return merged
