@@ -73,10 +73,16 @@ def test_plain_pip_install_has_modules_config_and_ament_files(tmp_path):
     assert (share / "package.xml").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "robot_rl").is_file()
     assert (share / "config" / "task" / "pick_cube.yaml").is_file()
-    # what `ros2 launch robot_rl sim.launch.py` needs: the launch file, its parameter files, the nodes
-    assert (share / "launch" / "sim.launch.py").is_file()
+    # what `ros2 launch robot_rl <file>` needs: the launch files, the configs they read, the nodes
+    launch_files = {p.name for p in (src / "launch").glob("*.launch.py")}
+    assert launch_files >= {"sim.launch.py", "hil_rl.launch.py", "record.launch.py", "learner.launch.py"}
+    assert all((share / "launch" / name).is_file() for name in launch_files)
     assert all((share / "config" / "ros" / f"{node}.yaml").is_file() for node in ("sim_robot", "teleop"))
-    assert {"robot-rl", "sim_robot_node", "teleop_node"} <= {p.name for p in (prefix / "bin").iterdir()}
+    assert all((share / "config" / group / f"{name}.yaml").is_file() for group, name in (
+        ("robot", "ur5e"), ("robot", "sim_ros"), ("cameras", "ros"), ("task", "labeled"), ("teleop", "ros")))
+    nodes = {"sim_robot_node", "teleop_node", "camera_node", "arm_node", "actor_node"}
+    assert {"robot-rl", *nodes} <= {p.name for p in (prefix / "bin").iterdir()}
+    assert (site_dir / "robot_rl" / "ros" / "launch_graph.py").is_file()
     assert (site_dir / "robot_rl" / "sim" / "assets" / "scene.xml").is_file()
 
 
