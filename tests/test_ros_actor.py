@@ -131,6 +131,32 @@ def test_actor_node_learns_over_topics_with_the_operator_on_teleop_topics(monkey
         assert finished >= 30 and store.num_steps >= finished  # every finished episode reached the learner
 
 
+def test_actor_node_records_the_operators_demonstrations(monkeypatch, tmp_path):
+    types = rclpy_double.install(monkeypatch)
+    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {
+        "overrides": [*SIM_AS_ROS, "task.max_steps=50", "episodes=1", "robot.control_hz=20.0"], "mode": "record",
+        "run_dir": str(tmp_path), "camera_height": 32, "camera_width": 32})
+    nodes = importlib.import_module("robot_rl.ros.nodes")
+    actor = nodes.ActorNode()
+    transport = Transport(nodes, actor, types)
+    transport.start()
+    try:
+        transport.started_sim.wait(30)
+        episodes = actor.work()
+    finally:
+        transport.done.set()
+        transport.join(timeout=10)
+    assert transport.error is None, transport.error
+    assert len(episodes) == 1 and episodes[0].success
+    with EpisodeStore.open(tmp_path / "demos.zarr") as store:
+        (info,) = store.episodes()
+        episode = store.load_episode(info.index)
+    assert info.source == "demo" and info.success and info.length < 50  # ended by the label
+    assert episode["intervention"].all()  # every step of a demonstration is the operator's
+    pushed = episode["action"][:, 1]  # +y while the operator pushed, still otherwise
+    assert (pushed > 0.5).sum() >= 3 and np.allclose(episode["action"][:5], 0.0)
+
+
 def test_actor_node_refuses_a_simulated_robot(monkeypatch):
     rclpy_double.install(monkeypatch)
     monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"overrides": ["robot=sim"]})
