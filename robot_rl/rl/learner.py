@@ -64,8 +64,7 @@ class Learner:
             if replay.exists():
                 self._load_store(replay, demo=False)
             if cfg.record:
-                self.store = (EpisodeStore.open(replay, mode="a") if replay.exists()
-                              else EpisodeStore.create(replay, spec))
+                self.store = EpisodeStore.append_or_create(replay, spec)
             if (self.run_dir / CHECKPOINT).exists():
                 self.restore(self.run_dir / CHECKPOINT)
 

@@ -66,7 +66,7 @@ def record_demos(cfg: DictConfig, path: Path, episodes: int) -> Path:
 
     env = make_env(cfg)
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
-    store = EpisodeStore.open(path, mode="a") if path.exists() else EpisodeStore.create(path, spec)
+    store = EpisodeStore.append_or_create(path, spec)
     try:
         missing = episodes - len(store.episodes(source="demo"))
         if missing > 0:
