@@ -1,0 +1,121 @@
+"""Critics: the metrics they are judged by, the reward composer, and the learned critics on
+tiny synthetic episodes (a scene that brightens as the task progresses)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robot_rl.critics.base import CriticOutput
+from robot_rl.critics.composer import RewardConfig, compose_rewards
+from robot_rl.critics.learned import FitConfig, LearnedProgress, SuccessClassifier, load_frame_critic
+from robot_rl.critics.metrics import auroc, best_threshold, kendall_tau, success_scores, voc
+
+
+# ------------------------------------------------------------------ metrics
+def test_voc_and_kendall_read_the_order_of_progress():
+    assert voc(np.arange(10)) == pytest.approx(1.0)
+    assert voc(np.arange(10)[::-1]) == pytest.approx(-1.0)
+    assert kendall_tau([0.0, 0.2, 0.1, 0.3]) == pytest.approx(2 / 3)
+    assert np.isnan(voc(np.ones(5))) and np.isnan(voc([0.3]))  # a constant critic says nothing
+
+
+def test_success_scores_and_auroc():
+    probs = np.array([0.9, 0.8, 0.3, 0.6, 0.1, 0.2])
+    labels = np.array([1, 1, 1, 0, 0, 0], bool)
+    s = success_scores(probs, labels, 0.5)
+    assert (s.precision, s.recall, s.f1) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
+    assert s.auroc == pytest.approx(8 / 9)  # 8 of the 9 positive/negative pairs are ordered right
+    assert auroc(probs, np.zeros(6, bool)) != auroc(probs, np.zeros(6, bool))  # NaN: one class only
+    assert best_threshold(probs, labels) == pytest.approx(0.3)  # catches all three at one false positive
+
+
+# ------------------------------------------------------------------ reward composer
+def output(progress, success=None, valid=None):
+    progress = np.asarray(progress, dtype=np.float32)
+    success = np.zeros_like(progress) if success is None else np.asarray(success, dtype=np.float32)
+    valid = np.ones(len(progress), bool) if valid is None else np.asarray(valid, bool)
+    return CriticOutput(progress, success, valid)
+
+
+def test_shaping_telescopes_so_it_cannot_change_which_policy_is_best():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        progress = rng.uniform(0, 1, 12)
+        composed = compose_rewards(output(progress), RewardConfig(shaping=2.0, discount=0.9))
+        discounts = 0.9 ** np.arange(11)
+        # Σ γ^t (γΦ(s_t+1) − Φ(s_t)) = γ^T Φ(s_T) − Φ(s_0): it depends on the ends only
+        assert discounts @ composed.rewards == pytest.approx(2.0 * (0.9 ** 11 * progress[-1] - progress[0]), abs=1e-5)
+        assert not composed.terminated.any()
+
+
+def test_success_needs_confirming_frames_and_ends_the_episode():
+    success = [0, 0.9, 0.1, 0.9, 0.9, 0.9, 0.9]  # one flicker, then confirmed at the second of a run
+    composed = compose_rewards(output(np.linspace(0, 1, 7), success), RewardConfig(confirm=2, shaping=0.0))
+    assert composed.terminated.tolist() == [False, False, False, True]
+    assert composed.rewards.tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_frames_the_critic_could_not_judge_keep_the_last_potential():
+    composed = compose_rewards(output([0.2, 0.9, 0.5], valid=[True, False, True]),
+                               RewardConfig(shaping=1.0, discount=1.0))
+    assert composed.rewards.tolist() == pytest.approx([0.0, 0.3])
+    with pytest.raises(ValueError, match="at least two frames"):
+        compose_rewards(output([0.5]))
+
+
+# ------------------------------------------------------------------ learned critics
+def synthetic_episode(rng, length, size=16, reverse=False):
+    """Two cameras whose mean brightness rises with progress; noise on top."""
+    level = np.linspace(20, 230, length)[::-1 if reverse else 1]
+    frames = {}
+    for name in ("front", "wrist"):
+        noise = rng.normal(0, 10, (length, size, size, 3))
+        frames[name] = np.clip(level[:, None, None, None] + noise, 0, 255).astype(np.uint8)
+    return frames
+
+
+FAST = FitConfig(epochs=25, batch_size=32, augmentation_pad=1)
+
+
+def test_learned_progress_rises_along_held_out_successes_and_falls_on_reversed_ones(tmp_path):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    critic = LearnedProgress.train([synthetic_episode(rng, 20) for _ in range(6)], "brighten", FAST)
+    held_out = synthetic_episode(rng, 20)
+    scored = critic.score(held_out, "brighten")
+    assert voc(scored.progress) > 0.9 and scored.valid.all()
+    assert voc(critic.score({k: v[::-1] for k, v in held_out.items()}, "brighten").progress) < -0.9
+    loaded = load_frame_critic(critic.save(tmp_path / "progress.pt"))
+    assert isinstance(loaded, LearnedProgress)
+    np.testing.assert_allclose(loaded.score(held_out, "brighten").progress, scored.progress, atol=1e-6)
+    with pytest.raises(ValueError, match="trained on task 'brighten'"):
+        critic.score(held_out, "stack_cups")
+    with pytest.raises(ValueError, match="missing"):
+        critic.score({"front": held_out["front"]}, "brighten")
+    with pytest.raises(ValueError, match="same number of frames"):
+        critic.score({"front": held_out["front"], "wrist": held_out["wrist"][:5]}, "brighten")
+
+
+def test_classifier_learns_success_frames_and_chooses_its_threshold(tmp_path):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    episodes = [synthetic_episode(rng, 20) for _ in range(8)]
+    labels = [np.arange(20) >= 14 for _ in episodes]  # the brightest frames are "done"
+    critic, validation = SuccessClassifier.train(episodes, labels, "brighten", FAST)
+    assert validation["f1"] > 0.8 and 0 < validation["threshold"] < 1
+    probs = np.concatenate([critic.score(synthetic_episode(rng, 20), "brighten").success_prob for _ in range(3)])
+    assert success_scores(probs, np.tile(np.arange(20) >= 14, 3)).f1 > 0.8
+    loaded = load_frame_critic(critic.save(tmp_path / "classifier.pt"))
+    assert isinstance(loaded, SuccessClassifier) and loaded.threshold == critic.threshold
+    with pytest.raises(ValueError, match="both classes"):
+        SuccessClassifier.train(episodes, [np.zeros(20, bool) for _ in episodes], "brighten", FAST)
+
+
+def test_loading_a_missing_or_foreign_file_is_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no critic"):
+        load_frame_critic(tmp_path / "none.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a robot_rl critic"):
+        load_frame_critic(tmp_path / "other.pt")
