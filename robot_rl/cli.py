@@ -189,6 +189,24 @@ def cmd_record(overrides: list[str]) -> int:
     return 0
 
 
+def cmd_critic(args: argparse.Namespace) -> int:
+    """Train a critic on recordings, or judge one on them (VOC, F1, AUROC, latency; a PNG of curves)."""
+    from robot_rl.critics.evaluate import evaluate_critic, train_critic
+    from robot_rl.report import print_report
+
+    cfg = load_config(args.overrides, name="train")
+    run_dir = _run_dir(cfg, f"critic_{args.action}")
+    if args.action == "train":
+        path, summary = train_critic(cfg, run_dir)
+        print_report(f"critic train: {cfg.critic.name} on {cfg.data} → {path}", ["figure", "value"],
+                     [[k, v] for k, v in summary.items()], summary, args.json)
+        return 0
+    rows, summary = evaluate_critic(cfg, run_dir / "progress_curves.png")
+    print_report(f"critic eval: {cfg.critic.name} ({cfg.critic.path}) on {cfg.data}; curves: {summary['png']}",
+                 ["figure", "value"], rows, summary, args.json)
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Calibrate the rig: camera intrinsics, hand-eye, a guided pose sequence, workspace bounds."""
     import json
@@ -224,18 +242,32 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("action", choices=["info", "check", "video"])
     data.add_argument("path", help="an EpisodeStore (.zarr folder)")
     data.add_argument("options", nargs="*", metavar="key=value", help="video: episode=N out=PATH fps=10")
+    critic = sub.add_parser("critic", help=cmd_critic.__doc__.splitlines()[0], description=cmd_critic.__doc__,
+                            epilog="example: robot-rl critic train critic.name=learned_progress task=pick_cube "
+                                   "data=runs/demos.zarr out=progress.pt; robot-rl critic eval "
+                                   "critic.name=learned_progress critic.path=progress.pt data=runs/held_out.zarr")
+    critic.add_argument("action", choices=["train", "eval"])
+    critic.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    critic.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (critic.*, data, out)")
     calibrate = sub.add_parser("calibrate", help=cmd_calibrate.__doc__.splitlines()[0],
                                description=cmd_calibrate.__doc__ + " Options: see config/calibrate.yaml.",
                                epilog="example: robot-rl calibrate handeye calibrate.rig=lab1 calibrate.source=files "
                                       "calibrate.images=shots/ calibrate.poses=rigs/lab1/handeye_poses.yaml")
     calibrate.add_argument("action", choices=["intrinsics", "handeye", "poses", "workspace"])
     calibrate.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (calibrate.*)")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # argparse cannot take an option between a subcommand's positional lists: read --json anywhere
+    as_json = argv[:1] == ["critic"] and "--json" in argv
+    args = parser.parse_args([a for a in argv if not (as_json and a == "--json")])
+    if as_json:
+        args.json = True
     try:
         if args.command == "data":
             return cmd_data(args)
         if args.command == "calibrate":
             return cmd_calibrate(args)
+        if args.command == "critic":
+            return cmd_critic(args)
         return COMMANDS[args.command](args.overrides)
     except ConfigError as e:
         print(f"robot-rl: config error: {e}", file=sys.stderr)

@@ -160,11 +160,28 @@ class TrainSection:
 
 
 @dataclass
+class CriticSection:
+    """What rewards learning: the env itself, or a trained critic (robot_rl/critics)."""
+
+    name: str = "env"  # env | learned_progress | classifier
+    path: str | None = None  # the trained critic's file (robot-rl critic train)
+    shaping: float = 1.0  # λ of the potential-based progress shaping; 0: success reward alone
+    success_reward: float = 1.0
+    threshold: float = 0.5  # success_prob from which a frame counts as done
+    confirm: int = 2  # consecutive done frames that declare success and end the episode
+    success_frames: int = 3  # critic train, classifier: the last frames of a successful episode are positives
+    epochs: int = 30  # critic train
+
+
+@dataclass
 class TrainConfig(Config):
     checkpoint: str | None = None  # robot-rl eval: the learner checkpoint to evaluate
     agent: AgentConfig = field(default_factory=AgentConfig)
     learner: LearnerSection = field(default_factory=LearnerSection)
     train: TrainSection = field(default_factory=TrainSection)
+    critic: CriticSection = field(default_factory=CriticSection)
+    data: str | None = None  # critic train / eval: EpisodeStore(s), comma-separated
+    out: str | None = None  # critic train: where the trained critic goes
 
 
 @dataclass
@@ -302,6 +319,10 @@ def validate_training(cfg: DictConfig) -> None:
     need(0 < cfg.agent.tau <= 1, "agent.tau", "must be in (0, 1]")
     need(cfg.agent.init_temperature > 0, "agent.init_temperature", "must be > 0")
     need(cfg.agent.augmentation_pad >= 0, "agent.augmentation_pad", "must be >= 0")
+    need(cfg.critic.name in ("env", "learned_progress", "classifier"), "critic.name",
+         "must be env, learned_progress or classifier")
+    need(cfg.critic.confirm >= 1, "critic.confirm", "must be >= 1")
+    need(0 < cfg.critic.threshold < 1, "critic.threshold", "must be in (0, 1)")
     need(cfg.learner.batch_size >= 1, "learner.batch_size", "must be >= 1")
     need(0 <= cfg.learner.demo_ratio <= 1, "learner.demo_ratio", "must be in [0, 1]")
     need(cfg.learner.utd_ratio > 0, "learner.utd_ratio", "must be > 0")

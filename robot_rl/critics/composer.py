@@ -25,39 +25,49 @@ class RewardConfig:
     confirm: int = 2  # consecutive done frames that declare success
 
 
+class RewardComposer:
+    """The composer step by step, as an inline critic feeds it: :meth:`reset` with the first
+    frame's judgement, then :meth:`step` with each new frame's."""
+
+    def __init__(self, config: RewardConfig = RewardConfig()):
+        self.config = config
+        self.potential, self.run = 0.0, 0
+
+    def reset(self, progress: float, valid: bool = True) -> None:
+        self.potential = float(np.clip(progress, 0.0, 1.0)) if valid else 0.0
+        self.run = 0
+
+    def step(self, progress: float, success_prob: float, valid: bool = True) -> tuple[float, bool]:
+        """(reward, terminated) of the step that led to this frame. A frame the critic could
+        not judge keeps the last potential and does not count towards success."""
+        c = self.config
+        potential = float(np.clip(progress, 0.0, 1.0)) if valid else self.potential
+        self.run = self.run + 1 if valid and success_prob >= c.threshold else 0
+        terminated = self.run >= c.confirm
+        # a terminal state has potential 0 (Ng et al.): the shaping cannot pay for ending
+        reward = c.shaping * (c.discount * (0.0 if terminated else potential) - self.potential)
+        self.potential = potential
+        return reward + (c.success_reward if terminated else 0.0), terminated
+
+
 @dataclass(frozen=True)
 class ComposedRewards:
-    rewards: np.ndarray  # (T,) for the T steps between T + 1 frames
+    rewards: np.ndarray  # (T,) for the T steps between T + 1 frames, up to the declared success
     terminated: np.ndarray  # (T,) bool: success declared at this step (and the episode ends there)
 
 
 def compose_rewards(output: CriticOutput, config: RewardConfig = RewardConfig()) -> ComposedRewards:
-    """Rewards for an episode of T + 1 frames (the first observation, then one per step).
-
-    Invalid frames keep the last valid potential (0 before any), so a critic that could not
-    judge a frame neither pays nor charges for it. Steps after the declared success are
-    cut: the episode ends there.
-    """
-    n = len(output.progress) - 1
-    if n < 1:
+    """Rewards for an episode of T + 1 frames (the first observation, then one per step), cut
+    at the step where success is declared: the episode ends there."""
+    if len(output.progress) < 2:
         raise ValueError("an episode needs at least two frames (a first observation and one step)")
-    potential = np.zeros(n + 1)
-    last = 0.0
-    for i, (p, ok) in enumerate(zip(output.progress, output.valid, strict=True)):
-        last = float(np.clip(p, 0.0, 1.0)) if ok else last
-        potential[i] = last
-    done = (output.success_prob[1:] >= config.threshold) & output.valid[1:]
-    run, terminated = 0, np.zeros(n, dtype=bool)
-    for t in range(n):
-        run = run + 1 if done[t] else 0
-        if run >= config.confirm:
-            terminated[t] = True
+    composer = RewardComposer(config)
+    composer.reset(output.progress[0], bool(output.valid[0]))
+    rewards, terminated = [], []
+    for p, s, ok in zip(output.progress[1:], output.success_prob[1:], output.valid[1:], strict=True):
+        reward, done = composer.step(float(p), float(s), bool(ok))
+        rewards.append(reward)
+        terminated.append(done)
+        if done:
             break
-    end = int(np.argmax(terminated)) + 1 if terminated.any() else n
-    # a terminal state has potential 0 (Ng et al.): the shaping cannot pay for ending
-    next_potential = potential[1:end + 1].copy()
-    if terminated.any():
-        next_potential[-1] = 0.0
-    rewards = config.shaping * (config.discount * next_potential - potential[:end])
-    rewards[terminated[:end]] += config.success_reward
-    return ComposedRewards(rewards.astype(np.float32), terminated[:end])
+    return ComposedRewards(np.array(rewards, np.float32), np.array(terminated, bool))

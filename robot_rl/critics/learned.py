@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 from torch import nn
 
 from robot_rl.critics.base import Critic, CriticOutput, Frames, frame_count
@@ -138,9 +139,21 @@ class FrameCritic(Critic):
         if task != self.task:
             raise ValueError(f"this {self.kind} critic was trained on task {self.task!r}, not {task!r}")
 
+    def _calibrated(self, probs: np.ndarray) -> np.ndarray:
+        """``probs`` mapped piecewise-linearly so that the critic's own threshold lands on 0.5,
+        where every consumer (the reward composer, eval) reads success."""
+        t = self.threshold
+        return np.where(probs >= t, 0.5 + 0.5 * (probs - t) / max(1 - t, 1e-6),
+                        0.5 * probs / max(t, 1e-6)).astype(np.float32)
+
 
 class LearnedProgress(FrameCritic):
+    """Progress per frame; a frame at progress ≥ ``threshold`` (0.9) counts as done."""
+
     name = kind = "learned_progress"
+
+    def __init__(self, net: FrameNet, task: str, threshold: float = 0.9):
+        super().__init__(net, task, threshold)
 
     @classmethod
     def train(cls, demos: Sequence[Frames], task: str, config: FitConfig = FitConfig()) -> LearnedProgress:
@@ -157,7 +170,7 @@ class LearnedProgress(FrameCritic):
     def score(self, frames: Frames, task: str) -> CriticOutput:
         self._check_task(task)
         progress = predict(self.net, frames)
-        return CriticOutput(progress, progress.copy(), np.ones(len(progress), bool))
+        return CriticOutput(progress, self._calibrated(progress), np.ones(len(progress), bool))
 
 
 class SuccessClassifier(FrameCritic):
@@ -186,15 +199,31 @@ class SuccessClassifier(FrameCritic):
 
     def score(self, frames: Frames, task: str) -> CriticOutput:
         self._check_task(task)
-        probs = predict(self.net, frames)
-        # calibrated so that the chosen threshold maps to 0.5, as every consumer reads success_prob
-        t = self.threshold
-        success = np.where(probs >= t, 0.5 + 0.5 * (probs - t) / max(1 - t, 1e-6),
-                           0.5 * probs / max(t, 1e-6)).astype(np.float32)
+        success = self._calibrated(predict(self.net, frames))
         return CriticOutput(success.copy(), success, np.ones(len(success), bool))
 
 
 KINDS = {c.kind: c for c in (LearnedProgress, SuccessClassifier)}
+
+
+def load_configured(cfg: DictConfig) -> FrameCritic:
+    """The trained critic ``cfg.critic`` names, checked to be of that kind; one-line errors."""
+    from robot_rl.config import ConfigError
+
+    name, path = cfg.critic.name, cfg.critic.path
+    if name not in KINDS:
+        raise ConfigError(f"invalid value for 'critic.name': {name!r} is not a trained critic; choose one of "
+                          f"{sorted(KINDS)}")
+    if not path:
+        raise ConfigError(f"invalid value for 'critic.path': critic {name} needs a trained critic file "
+                          f"(robot-rl critic train critic.name={name} data=...)")
+    try:
+        critic = load_frame_critic(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"invalid value for 'critic.path': {e}") from None
+    if critic.kind != name:
+        raise ConfigError(f"invalid value for 'critic.path': {path} holds a {critic.kind} critic, not {name}")
+    return critic
 
 
 def load_frame_critic(path: str | Path) -> FrameCritic:

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from robot_rl.config import ConfigError
+from robot_rl.critics.wrapper import with_critic
 from robot_rl.env.factory import make_env, spaces_from_config
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.rl.actor import Actor, EpisodeSummary
@@ -161,7 +162,7 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     # with the learner's when both run on one machine
     torch.set_num_threads(cfg.train.threads or 1)
     simulated = cfg.robot.backend == "sim"
-    env = env_factory(cfg)
+    env = with_critic(env_factory(cfg), cfg)
     eval_env = env_factory(cfg) if simulated and cfg.train.eval_every > 0 else None
     acting_env, console = with_operator(env, cfg, token=resolve_token(cfg), device=device)
     agent = SACAgent(env.observation_space, env.action_space.shape[0], AgentConfig(**_section(cfg.agent, AgentConfig)),

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from robot_rl.critics.wrapper import with_critic
 from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.env.factory import make_env
 from robot_rl.env.robot_env import RobotEnv
@@ -64,7 +65,7 @@ def record_demos(cfg: DictConfig, path: Path, episodes: int) -> Path:
     from robot_rl.rollout import FunctionPolicy
     from robot_rl.sim.expert import ScriptedExpert
 
-    env = make_env(cfg)
+    env = with_critic(make_env(cfg), cfg)  # the demos' rewards are those learning will see
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
     store = EpisodeStore.append_or_create(path, spec)
     try:
@@ -131,7 +132,7 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     demos = [record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)] if cfg.train.demos else []
-    env, eval_env = make_env(cfg), make_env(cfg)
+    env, eval_env = with_critic(make_env(cfg), cfg), make_env(cfg)
     acting_env, console = with_operator(env, cfg)
     wandb_log = WandbLog(cfg, run_dir, "train")
     learner = make_learner(cfg, env, run_dir / "learner", demos, log_metrics=wandb_log.log)

@@ -1,0 +1,67 @@
+"""An inline critic in place of the env's reward: the env's own success and reward are
+hidden from learning (kept in ``info`` for reporting), the critic's composed reward and
+its success decision drive the episode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from omegaconf import DictConfig
+
+from robot_rl.config import ConfigError
+from robot_rl.critics.base import Critic
+from robot_rl.critics.composer import RewardComposer, RewardConfig
+
+
+class CriticReward(gym.Wrapper):
+    """Scores each new observation's camera frames with ``critic`` and pays the composed reward;
+    the episode terminates when the critic declares success (the env's own success no longer
+    ends it). ``info`` keeps the env's ``reward`` as ``env_reward`` and adds ``critic_progress``
+    and ``critic_success``."""
+
+    def __init__(self, env: gym.Env, critic: Critic, task: str, config: RewardConfig):
+        super().__init__(env)
+        if not critic.inline:
+            raise ValueError(f"critic {critic.name!r} is too slow to run in the actor; use the relabeler")
+        self.critic, self.task = critic, task
+        self.composer = RewardComposer(config)
+        env.unwrapped.terminate_on_success = False  # the critic decides when the task is done
+
+    def _judge(self, obs: dict[str, np.ndarray]) -> tuple[float, float, bool]:
+        frames = {name: obs[name][None] for name in self.env.unwrapped.images}
+        out = self.critic.score(frames, self.task)
+        return float(out.progress[0]), float(out.success_prob[0]), bool(out.valid[0])
+
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        progress, _, valid = self._judge(obs)
+        self.composer.reset(progress, valid)
+        return obs, info
+
+    def step(self, action: np.ndarray):
+        obs, env_reward, _, truncated, info = self.env.step(action)
+        progress, success, valid = self._judge(obs)
+        reward, terminated = self.composer.step(progress, success, valid)
+        info.update(env_reward=env_reward, critic_progress=progress, critic_success=success)
+        return obs, reward, terminated, truncated and not terminated, info
+
+
+def reward_config(cfg: DictConfig) -> RewardConfig:
+    c = cfg.critic
+    return RewardConfig(c.success_reward, c.shaping, cfg.agent.discount, c.threshold, c.confirm)
+
+
+def with_critic(env: gym.Env, cfg: DictConfig) -> gym.Env:
+    """``env`` as ``cfg.critic`` says it is rewarded: by itself (``env``) or by a trained critic."""
+    if cfg.critic.name == "env":
+        return env
+    from robot_rl.critics.learned import load_configured
+
+    try:
+        return CriticReward(env, load_configured(cfg), cfg.task.name, reward_config(cfg))
+    except ValueError as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"invalid value for 'critic': {e}") from None
