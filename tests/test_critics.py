@@ -119,3 +119,65 @@ def test_loading_a_missing_or_foreign_file_is_one_clear_error(tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a robot_rl critic"):
         load_frame_critic(tmp_path / "other.pt")
+
+
+# ------------------------------------------------------------------ critics in use
+TINY_CAMERAS = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
+                "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]"]
+
+
+def test_an_inline_critic_replaces_the_envs_reward_and_decides_success(make_sim_env):
+    from robot_rl.critics.composer import RewardComposer
+    from robot_rl.critics.learned import FrameNet
+    from robot_rl.critics.wrapper import CriticReward
+
+    torch.manual_seed(0)
+    env = make_sim_env("task=pick_cube", *TINY_CAMERAS, "task.max_steps=30")
+    critic = LearnedProgress(FrameNet(["front", "wrist"], 32), "pick_cube", threshold=0.9)  # random weights
+    config = RewardConfig(shaping=1.0, discount=0.9, threshold=0.5, confirm=2)
+    wrapped = CriticReward(env, critic, "pick_cube", config)
+    assert env.terminate_on_success is False  # the env's own success no longer ends the episode
+    obs, _ = wrapped.reset(seed=0)
+    judge = lambda o: critic.score({n: o[n][None] for n in ("front", "wrist")}, "pick_cube")  # noqa: E731
+    expected = RewardComposer(config)
+    expected.reset(float(judge(obs).progress[0]))
+    for _ in range(5):
+        obs, reward, terminated, _, info = wrapped.step(np.zeros(4, np.float32))
+        out = judge(obs)
+        want, done = expected.step(float(out.progress[0]), float(out.success_prob[0]))
+        assert reward == pytest.approx(want) and terminated == done
+        assert info["critic_progress"] == pytest.approx(float(out.progress[0])) and "env_reward" in info
+    critic.threshold = 0.0  # now every frame looks done: success after `confirm` frames
+    wrapped.reset(seed=1)
+    ends = [wrapped.step(np.zeros(4, np.float32))[2] for _ in range(2)]
+    assert ends == [False, True]
+
+
+def test_critic_train_and_eval_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from robot_rl.cli import main
+
+    store = tmp_path / "demos.zarr"
+    common = ["task=pick_cube", *TINY_CAMERAS, "logging.progress_bar=false"]
+    assert main(["rollout", *common, "policy=expert", "episodes=3", f"record={store}",
+                 f"run_dir={tmp_path / 'a'}"]) == 0
+    assert main(["rollout", *common, "policy=random", "episodes=2", "task.max_steps=15", f"record={store}",
+                 f"run_dir={tmp_path / 'b'}"]) == 0
+    for name in ("learned_progress", "classifier"):
+        assert main(["critic", "train", *common, f"critic.name={name}", "critic.epochs=2", f"data={store}",
+                     f"out={tmp_path / name}.pt", f"run_dir={tmp_path / 'c'}"]) == 0
+    capsys.readouterr()
+    assert main(["critic", "eval", "--json", *common, "critic.name=learned_progress",
+                 f"critic.path={tmp_path / 'learned_progress.pt'}", f"data={store}", f"run_dir={tmp_path / 'd'}"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["episodes"], summary["successes"], summary["failures"]) == (5, 3, 2)
+    assert {"voc_success", "voc_reversed", "f1", "auroc", "premature_termination_rate",
+            "latency_ms_per_frame_p95"} <= set(summary)
+    assert (tmp_path / "d" / "progress_curves.png").stat().st_size > 1000
+    # the wrong kind of critic, or no data: one line, exit code 2
+    assert main(["critic", "eval", *common, "critic.name=classifier", f"critic.path={tmp_path / 'learned_progress.pt'}",
+                 f"data={store}", f"run_dir={tmp_path / 'e'}"]) == 2
+    assert "holds a learned_progress critic, not classifier" in capsys.readouterr().err
+    assert main(["critic", "train", *common, "critic.name=learned_progress", f"data={tmp_path / 'none.zarr'}"]) == 2
+    assert "no EpisodeStore" in capsys.readouterr().err

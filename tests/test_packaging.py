@@ -106,6 +106,26 @@ def test_package_xml_is_format_3_with_the_ros_dependencies():
     assert root.find("export/build_type").text == "ament_python"
 
 
+# Keys checked by hand against ros/rosdistro (rosdep/python.yaml and base.yaml, late 2025; jazzy/
+# distribution.yaml for the ROS packages). A key outside this list must be checked there first:
+# an unknown key makes `rosdep install` fail on a lab's machine.
+ROSDEP_KEYS = {
+    "rclpy", "std_msgs", "std_srvs", "sensor_msgs", "geometry_msgs", "launch", "launch_ros", "ros2bag",
+    "rosbag2_storage_default_plugins", "launch_testing", "launch_testing_ros", "ament_index_python",
+    "python3-numpy", "python3-scipy", "python3-opencv", "python3-yaml", "python3-tqdm", "python3-imageio",
+    "python3-grpcio", "python3-protobuf", "python3-hidapi", "python3-pynput", "python3-pytorch-pip",
+    "python3-mujoco-pip", "python3-gymnasium-pip", "python3-hydra-core-pip", "python3-transformers-pip",
+    "python3-wandb-pip", "python3-rosbags-pip", "libusb-1.0", "python3-pytest", "python3-hypothesis",
+    "python3-selenium",
+}
+
+
+def test_package_xml_names_only_known_rosdep_keys():
+    root = ET.parse(REPO / "package.xml").getroot()
+    keys = {e.text for e in root if e.tag.endswith("depend")}
+    assert keys <= ROSDEP_KEYS, f"not a known rosdep key: {sorted(keys - ROSDEP_KEYS)}"
+
+
 def test_core_never_imports_ros():
     offenders = []
     for path in [*(REPO / "robot_rl").rglob("*.py"), *(REPO / "drivers").rglob("*.py")]:
