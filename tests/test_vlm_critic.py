@@ -1,0 +1,153 @@
+"""vlm_progress against a loopback server that speaks the OpenAI chat-completions protocol (a
+test double of a VLM endpoint: it reads each image's brightness as the task's progress), with
+slow, failing and malformed replies."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+import pytest
+
+from robot_rl.critics.metrics import voc
+from robot_rl.critics.vlm import EndpointConfig, OpenAIChat, VLMError, VLMProgress
+
+
+class VLMDouble:
+    """Answers each request according to the next entry of ``script`` (then "ok" for ever):
+    ok, slow, error500, error400, malformed, not_json."""
+
+    def __init__(self):
+        self.script: list[str] = []
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                double.requests.append(body)
+                double.headers.append(dict(self.headers))
+                mode = double.script.pop(0) if double.script else "ok"
+                if mode == "slow":
+                    time.sleep(0.6)
+                if mode in ("error500", "error400"):
+                    self.send_response(int(mode[-3:]))
+                    self.end_headers()
+                    self.wfile.write(b"nope")
+                    return
+                text = double.answer(body) if mode in ("ok", "slow") else "It looks about half done to me."
+                payload = b"{not json" if mode == "not_json" else json.dumps(
+                    {"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    @staticmethod
+    def answer(body) -> str:
+        images = [part["image_url"]["url"] for part in body["messages"][0]["content"] if part["type"] == "image_url"]
+        lines = []
+        for i, url in enumerate(images[1:], start=1):  # the first is the start frame
+            data = base64.b64decode(url.split(",", 1)[1])
+            brightness = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).mean()
+            lines.append(f"Frame {i}: {np.clip((brightness - 20) / 2, 0, 100):.0f}%")
+        return "\n".join(lines)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def vlm():
+    double = VLMDouble()
+    yield double
+    double.close()
+
+
+def episode(length=30, reverse=False):
+    level = np.linspace(20, 220, length)[::-1 if reverse else 1]
+    return {"front": np.broadcast_to(level[:, None, None, None], (length, 24, 24, 3)).astype(np.uint8)}
+
+
+def critic(vlm, tmp_path=None, **kwargs):
+    chat = OpenAIChat(EndpointConfig(vlm.url, "tiny-vlm", timeout_s=0.3, retries=kwargs.pop("retries", 2),
+                                     api_key_env=kwargs.pop("api_key_env", None)), sleep=lambda s: None)
+    return VLMProgress(chat, "front", max_frames=10, cache_dir=tmp_path, **kwargs)
+
+
+def test_progress_follows_the_frames_whatever_order_they_were_shown_in(vlm, tmp_path):
+    c = critic(vlm, tmp_path)
+    out = c.score(episode(), "stack the cups")
+    assert out.valid.all() and voc(out.progress) > 0.95
+    assert out.progress[-1] == pytest.approx(1.0, abs=0.02) and out.progress[0] == 0.0
+    shown = [p for p in vlm.requests[0]["messages"][0]["content"] if p["type"] == "image_url"]
+    assert len(shown) == 10 and "stack the cups" in vlm.requests[0]["messages"][0]["content"][0]["text"]
+    backwards = c.score(episode(reverse=True), "stack the cups").progress
+    # the start is 0 % by the prompt; from the next frame shown (3 of 30) on, progress falls
+    assert backwards[0] == 0.0 and voc(backwards[3:]) < -0.95
+
+
+def test_answers_are_cached_by_model_prompt_task_and_frames(vlm, tmp_path):
+    c = critic(vlm, tmp_path)
+    first = c.score(episode(), "stack the cups")
+    again = critic(vlm, tmp_path).score(episode(), "stack the cups")  # a new critic, the same cache
+    assert len(vlm.requests) == 1
+    np.testing.assert_array_equal(first.progress, again.progress)
+    c.score(episode(), "open the drawer")
+    assert len(vlm.requests) == 2
+
+
+def test_slow_and_failing_replies_are_retried_with_backoff(vlm):
+    vlm.script = ["slow", "error500"]
+    waits = []
+    c = critic(vlm)
+    c.chat.sleep = waits.append
+    assert c.score(episode(), "t").valid.all()
+    assert c.chat.calls == 3 and waits == [0.5, 1.0]  # exponential backoff
+
+
+def test_an_endpoint_that_keeps_failing_or_refuses_the_request_is_one_clear_error(vlm):
+    vlm.script = ["error500"] * 3
+    with pytest.raises(VLMError, match=r"no answer after 3 attempts .*HTTP 500"):
+        critic(vlm).score(episode(), "t")
+    vlm.script = ["error400"]
+    c = critic(vlm)
+    with pytest.raises(VLMError, match="HTTP 400"):
+        c.score(episode(), "t")
+    assert c.chat.calls == 1  # a bad request is not retried
+    vlm.script = ["not_json"] * 3
+    with pytest.raises(VLMError, match="not a chat-completions reply"):
+        critic(vlm).score(episode(), "t")
+
+
+def test_unparsable_answers_mark_the_frames_invalid_or_are_asked_again(vlm):
+    vlm.script = ["malformed"]
+    c = critic(vlm)
+    out = c.score(episode(), "t")
+    assert c.parse_failures == 1 and out.valid.sum() == 1 and out.valid[0]  # only the start frame is known
+    vlm.script = ["malformed"]
+    c = critic(vlm, on_parse_failure="retry")
+    assert c.score(episode(), "t").valid.all() and c.parse_failures == 1
+
+
+def test_the_api_key_comes_from_the_environment(vlm, monkeypatch):
+    with pytest.raises(VLMError, match=r"\$VLM_KEY"):
+        critic(vlm, api_key_env="VLM_KEY").score(episode(), "t")
+    monkeypatch.setenv("VLM_KEY", "sk-test")
+    critic(vlm, api_key_env="VLM_KEY").score(episode(), "t")
+    assert vlm.headers[-1]["Authorization"] == "Bearer sk-test"
