@@ -171,6 +171,16 @@ class CriticSection:
     confirm: int = 2  # consecutive done frames that declare success and end the episode
     success_frames: int = 3  # critic train, classifier: the last frames of a successful episode are positives
     epochs: int = 30  # critic train
+    # vlm_progress: an OpenAI-compatible chat endpoint
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None  # the key is read from this environment variable
+    camera: str | None = None  # null: the first camera
+    max_frames: int = 16
+    timeout_s: float = 30.0
+    retries: int = 3
+    on_parse_failure: str = "invalid"  # invalid | retry
+    cache_dir: str | None = None
 
 
 @dataclass
@@ -319,8 +329,8 @@ def validate_training(cfg: DictConfig) -> None:
     need(0 < cfg.agent.tau <= 1, "agent.tau", "must be in (0, 1]")
     need(cfg.agent.init_temperature > 0, "agent.init_temperature", "must be > 0")
     need(cfg.agent.augmentation_pad >= 0, "agent.augmentation_pad", "must be >= 0")
-    need(cfg.critic.name in ("env", "learned_progress", "classifier"), "critic.name",
-         "must be env, learned_progress or classifier")
+    need(cfg.critic.name in ("env", "learned_progress", "classifier", "vlm_progress"), "critic.name",
+         "must be env, learned_progress, classifier or vlm_progress")
     need(cfg.critic.confirm >= 1, "critic.confirm", "must be >= 1")
     need(0 < cfg.critic.threshold < 1, "critic.threshold", "must be in (0, 1)")
     need(cfg.learner.batch_size >= 1, "learner.batch_size", "must be >= 1")

@@ -151,3 +151,27 @@ def test_the_api_key_comes_from_the_environment(vlm, monkeypatch):
     monkeypatch.setenv("VLM_KEY", "sk-test")
     critic(vlm, api_key_env="VLM_KEY").score(episode(), "t")
     assert vlm.headers[-1]["Authorization"] == "Bearer sk-test"
+
+
+def test_critic_eval_judges_a_vlm_endpoint_and_training_refuses_to_wait_for_one(vlm, tmp_path, capsys,
+                                                                                make_sim_env):
+    from robot_rl.cli import main
+    from robot_rl.config import ConfigError, load_config
+    from robot_rl.critics.wrapper import with_critic
+
+    cams = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
+            "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]"]
+    store = tmp_path / "s.zarr"
+    assert main(["rollout", "task=pick_cube", *cams, "policy=expert", "episodes=2", f"record={store}",
+                 "logging.progress_bar=false", f"run_dir={tmp_path / 'a'}"]) == 0
+    vlm_cfg = ["critic.name=vlm_progress", f"critic.base_url={vlm.url}", "critic.model=tiny-vlm",
+               "critic.camera=front", "critic.timeout_s=5"]
+    capsys.readouterr()
+    assert main(["critic", "eval", "--json", "task=pick_cube", *cams, *vlm_cfg, f"data={store}",
+                 f"run_dir={tmp_path / 'b'}"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["episodes"] == 2 and summary["invalid_frame_rate"] == 0.0
+    assert len(vlm.requests) == 4  # each episode forwards and reversed
+    cfg = load_config(["task=pick_cube", *cams, *vlm_cfg], name="train")
+    with pytest.raises(ConfigError, match="too slow to run in the actor"):
+        with_critic(make_sim_env("task=pick_cube", *cams), cfg)

@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 from robot_rl.config import ConfigError
 from robot_rl.critics.base import Frames
 from robot_rl.critics.composer import RewardComposer
-from robot_rl.critics.learned import FitConfig, LearnedProgress, SuccessClassifier, load_configured
+from robot_rl.critics.factory import make_critic
+from robot_rl.critics.learned import FitConfig, LearnedProgress, SuccessClassifier
 from robot_rl.critics.metrics import kendall_tau, success_scores, voc
 from robot_rl.data.spec import LABEL_SUCCESS
 
@@ -88,7 +89,10 @@ def evaluate_critic(cfg: DictConfig, png: Path | None = None) -> tuple[list[list
     progress curves to ``png``."""
     from robot_rl.critics.wrapper import reward_config
 
-    critic = load_configured(cfg)
+    if cfg.critic.name == "env":
+        raise ConfigError("invalid value for 'critic.name': name the critic to judge (learned_progress, classifier, "
+                          "vlm_progress)")
+    critic = make_critic(cfg)
     task = cfg.task.name
     composer = RewardComposer(reward_config(cfg))
     vocs: dict[str, list[float]] = {"success": [], "failure": [], "reversed": []}

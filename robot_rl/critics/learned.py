@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 from torch import nn
 
 from robot_rl.critics.base import Critic, CriticOutput, Frames, frame_count
@@ -204,26 +203,6 @@ class SuccessClassifier(FrameCritic):
 
 
 KINDS = {c.kind: c for c in (LearnedProgress, SuccessClassifier)}
-
-
-def load_configured(cfg: DictConfig) -> FrameCritic:
-    """The trained critic ``cfg.critic`` names, checked to be of that kind; one-line errors."""
-    from robot_rl.config import ConfigError
-
-    name, path = cfg.critic.name, cfg.critic.path
-    if name not in KINDS:
-        raise ConfigError(f"invalid value for 'critic.name': {name!r} is not a trained critic; choose one of "
-                          f"{sorted(KINDS)}")
-    if not path:
-        raise ConfigError(f"invalid value for 'critic.path': critic {name} needs a trained critic file "
-                          f"(robot-rl critic train critic.name={name} data=...)")
-    try:
-        critic = load_frame_critic(path)
-    except (FileNotFoundError, ValueError) as e:
-        raise ConfigError(f"invalid value for 'critic.path': {e}") from None
-    if critic.kind != name:
-        raise ConfigError(f"invalid value for 'critic.path': {path} holds a {critic.kind} critic, not {name}")
-    return critic
 
 
 def load_frame_critic(path: str | Path) -> FrameCritic:

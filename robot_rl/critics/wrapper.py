@@ -57,10 +57,10 @@ def with_critic(env: gym.Env, cfg: DictConfig) -> gym.Env:
     """``env`` as ``cfg.critic`` says it is rewarded: by itself (``env``) or by a trained critic."""
     if cfg.critic.name == "env":
         return env
-    from robot_rl.critics.learned import load_configured
+    from robot_rl.critics.factory import make_critic
 
     try:
-        return CriticReward(env, load_configured(cfg), cfg.task.name, reward_config(cfg))
+        return CriticReward(env, make_critic(cfg), cfg.task.name, reward_config(cfg))
     except ValueError as e:
         if isinstance(e, ConfigError):
             raise

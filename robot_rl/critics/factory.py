@@ -1,0 +1,44 @@
+"""The critic ``cfg.critic`` names, built or loaded, with one-line errors."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from robot_rl.config import ConfigError
+from robot_rl.critics.base import Critic
+
+CRITICS = ("env", "learned_progress", "classifier", "vlm_progress")
+
+
+def make_critic(cfg: DictConfig) -> Critic:
+    """A trained frame critic (``critic.path``) or a VLM behind an endpoint (``critic.base_url``)."""
+    c = cfg.critic
+    if c.name == "vlm_progress":
+        from robot_rl.critics.vlm import EndpointConfig, OpenAIChat, VLMProgress
+
+        if not c.base_url or not c.model:
+            raise ConfigError("invalid value for 'critic.base_url': vlm_progress needs an OpenAI-compatible "
+                              "endpoint and a model (critic.base_url=http://host:8000/v1 critic.model=...)")
+        camera = c.camera or next(iter(cfg.cameras))
+        if camera not in cfg.cameras:
+            raise ConfigError(f"invalid value for 'critic.camera': no camera {camera!r} in {sorted(cfg.cameras)}")
+        chat = OpenAIChat(EndpointConfig(c.base_url, c.model, c.api_key_env, c.timeout_s, c.retries))
+        try:
+            return VLMProgress(chat, camera, c.max_frames, c.on_parse_failure, c.cache_dir, cfg.seed)
+        except ValueError as e:
+            raise ConfigError(f"invalid value for 'critic': {e}") from None
+    from robot_rl.critics.learned import KINDS, load_frame_critic
+
+    if c.name not in KINDS:
+        raise ConfigError(f"invalid value for 'critic.name': {c.name!r} is not a critic to load; choose one of "
+                          f"{', '.join(n for n in CRITICS if n != 'env')}")
+    if not c.path:
+        raise ConfigError(f"invalid value for 'critic.path': critic {c.name} needs a trained critic file "
+                          f"(robot-rl critic train critic.name={c.name} data=...)")
+    try:
+        critic = load_frame_critic(c.path)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"invalid value for 'critic.path': {e}") from None
+    if critic.kind != c.name:
+        raise ConfigError(f"invalid value for 'critic.path': {c.path} holds a {critic.kind} critic, not {c.name}")
+    return critic
