@@ -153,11 +153,11 @@ def test_the_api_key_comes_from_the_environment(vlm, monkeypatch):
     assert vlm.headers[-1]["Authorization"] == "Bearer sk-test"
 
 
-def test_critic_eval_judges_a_vlm_endpoint_and_training_refuses_to_wait_for_one(vlm, tmp_path, capsys,
+def test_critic_eval_judges_a_vlm_endpoint_and_training_leaves_it_to_the_relabeler(vlm, tmp_path, capsys,
                                                                                 make_sim_env):
     from robot_rl.cli import main
-    from robot_rl.config import ConfigError, load_config
-    from robot_rl.critics.wrapper import with_critic
+    from robot_rl.config import load_config
+    from robot_rl.critics.wrapper import relabeler_for, with_critic
 
     cams = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
             "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]"]
@@ -173,5 +173,42 @@ def test_critic_eval_judges_a_vlm_endpoint_and_training_refuses_to_wait_for_one(
     assert summary["episodes"] == 2 and summary["invalid_frame_rate"] == 0.0
     assert len(vlm.requests) == 4  # each episode forwards and reversed
     cfg = load_config(["task=pick_cube", *cams, *vlm_cfg], name="train")
-    with pytest.raises(ConfigError, match="too slow to run in the actor"):
-        with_critic(make_sim_env("task=pick_cube", *cams), cfg)
+    env = make_sim_env("task=pick_cube", *cams)
+    assert with_critic(env, cfg) is env  # too slow for the actor: the learner relabels instead
+    relabeler = relabeler_for(cfg)
+    assert relabeler is not None
+    relabeler.close()
+
+
+def test_the_learner_takes_episodes_once_the_relabeler_has_rewarded_them(vlm, tmp_path, make_sim_env):
+    from robot_rl.config import load_config
+    from robot_rl.critics.composer import compose_rewards
+    from robot_rl.critics.relabel import relabel_episode
+    from robot_rl.critics.wrapper import relabeler_for, reward_config
+    from robot_rl.data import EpisodeStore
+    from robot_rl.rl.train import make_learner, record_demos
+
+    cams = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
+            "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]"]
+    cfg = load_config(["task=pick_cube", *cams, "critic.name=vlm_progress", f"critic.base_url={vlm.url}",
+                       "critic.model=tiny-vlm", "critic.camera=front", "critic.retries=3", "agent.hidden=[32,32]",
+                       "agent.encoder_features=16", "learner.batch_size=8"], name="train")
+    plain = load_config(["task=pick_cube", *cams], name="train")
+    demos = record_demos(plain, tmp_path / "demos.zarr", 2)  # the sim's own rewards
+    vlm.script = ["error500"] * 4  # the first episode's critic call fails for good: it keeps its own rewards
+    relabeler = relabeler_for(cfg)
+    relabeler.critic.chat.sleep = lambda seconds: None  # no real waiting between the retries
+    learner = make_learner(cfg, make_sim_env("task=pick_cube", *cams), tmp_path / "learner", [demos],
+                           relabeler=relabeler)
+    try:
+        assert relabeler.wait(30) and relabeler.failures == 1 and relabeler.relabeled == 1
+        with EpisodeStore.open(demos) as store:
+            episodes = [store.load_episode(i) for i in range(2)]
+        kept = episodes[0]
+        rewarded = relabel_episode(episodes[1], relabeler.critic, "pick_cube", list(cfg.cameras), reward_config(cfg))
+        assert len(learner.demo) == len(kept["reward"]) + len(rewarded["reward"])
+        out = relabeler.critic.score({n: episodes[1]["obs"][n] for n in cfg.cameras}, "pick_cube")
+        np.testing.assert_allclose(rewarded["reward"], compose_rewards(out, reward_config(cfg)).rewards)
+        assert not np.allclose(rewarded["reward"], episodes[1]["reward"][:len(rewarded["reward"])])
+    finally:
+        learner.close()

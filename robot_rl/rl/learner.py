@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robot_rl.critics.relabel import Relabeler
 from robot_rl.data import EpisodeStore, MixtureSampler, ReplayBuffer, StoreSpec
 from robot_rl.data.sampling import BatchPrefetcher
 from robot_rl.rl.agent import SACAgent
@@ -37,8 +38,12 @@ class Learner:
     def __init__(self, agent: SACAgent, spec: StoreSpec, cfg: LearnerConfig, run_dir: str | Path | None = None,
                  demo_stores: Sequence[str | Path] = (), publish: Callable[[int, Mapping[str, np.ndarray]], None]
                  | None = None, seed: int = 0,
-                 log_metrics: Callable[[Mapping[str, object], int], None] | None = None):
+                 log_metrics: Callable[[Mapping[str, object], int], None] | None = None,
+                 relabeler: Relabeler | None = None):
         self.agent, self.spec, self.cfg = agent, spec, cfg
+        self.relabeler = relabeler  # a slow critic's: episodes reach the buffers once it has judged them
+        if relabeler is not None:
+            relabeler.deliver = self._add_now
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.publish_fn = publish
         self.log_metrics = log_metrics  # (metrics, env steps), e.g. WandbLog.log
@@ -82,6 +87,12 @@ class Learner:
         log.info("loaded %d episodes from %s", len(store.episodes()), path)
 
     def _add_episode(self, data: Mapping[str, object], demo: bool) -> None:
+        if self.relabeler is not None:
+            self.relabeler.submit(data, demo)
+        else:
+            self._add_now(data, demo)
+
+    def _add_now(self, data: Mapping[str, object], demo: bool) -> None:
         if demo:
             self.demo.add_episode(data)
             return
@@ -175,6 +186,8 @@ class Learner:
         log.info("resumed from %s at update %d", path, self.agent.updates)
 
     def close(self) -> None:
+        if self.relabeler is not None:
+            self.relabeler.close()
         if self._prefetcher is not None:
             self._prefetcher.close()
             self._prefetcher = None

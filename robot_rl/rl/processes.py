@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from robot_rl.config import ConfigError
-from robot_rl.critics.wrapper import with_critic
+from robot_rl.critics.wrapper import relabeler_for, with_critic
 from robot_rl.env.factory import make_env, spaces_from_config
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.rl.actor import Actor, EpisodeSummary
@@ -82,7 +82,7 @@ def run_learner(cfg: DictConfig, run_dir: Path, stop: threading.Event | None = N
     wandb_log = WandbLog(cfg, run_dir, "learner")
     learner = Learner(agent, StoreSpec.from_spaces(obs_space, action_dim),
                       LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir / "learner", demos,
-                      seed=cfg.seed, log_metrics=wandb_log.log)
+                      seed=cfg.seed, log_metrics=wandb_log.log, relabeler=relabeler_for(cfg))
     server = LearnerServer(cfg.learner.address, resolve_token(cfg), learner.ingest, tls=_tls(cfg))
     learner.publish_fn = server.publish_weights
     server.start()

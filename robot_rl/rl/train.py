@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from robot_rl.critics.wrapper import with_critic
+from robot_rl.critics.wrapper import relabeler_for, with_critic
 from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.env.factory import make_env
 from robot_rl.env.robot_env import RobotEnv
@@ -135,7 +135,8 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
     env, eval_env = with_critic(make_env(cfg), cfg), make_env(cfg)
     acting_env, console = with_operator(env, cfg)
     wandb_log = WandbLog(cfg, run_dir, "train")
-    learner = make_learner(cfg, env, run_dir / "learner", demos, log_metrics=wandb_log.log)
+    learner = make_learner(cfg, env, run_dir / "learner", demos, log_metrics=wandb_log.log,
+                           relabeler=relabeler_for(cfg))
     agent = learner.agent
     policy = RandomWarmup(agent, max(0, cfg.train.random_steps - learner.env_steps), env.action_space, cfg.seed)
     actor = Actor(acting_env, policy, send=lambda record: learner.ingest("local", [record]), seed=cfg.seed,

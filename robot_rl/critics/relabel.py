@@ -1,0 +1,99 @@
+"""The asynchronous relabeler: a critic too slow for the actor (a large VLM, 0.3–3 s a call)
+scores whole episodes in a background thread; each episode reaches the replay buffers with
+its rewards recomposed from the critic's judgement, and cut where the critic declared
+success. The learner keeps training on what it has meanwhile; the actor never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from robot_rl.critics.base import Critic
+from robot_rl.critics.composer import RewardConfig, compose_rewards
+
+log = logging.getLogger("robot_rl.critics.relabel")
+
+Episode = Mapping[str, Any]  # as EpisodeStore.load_episode returns one
+
+
+def relabel_episode(episode: Episode, critic: Critic, task: str, cameras: Sequence[str],
+                    config: RewardConfig) -> dict[str, Any]:
+    """``episode`` with rewards from ``critic``; it ends where the critic declares success
+    (``terminated`` there), and keeps its own ends (an operator's label, a time limit) otherwise."""
+    out = critic.score({name: np.asarray(episode["obs"][name]) for name in cameras}, task)
+    composed = compose_rewards(out, config)
+    n = len(composed.rewards)
+    relabeled: dict[str, Any] = {k: np.asarray(v)[:n] for k, v in episode.items() if k != "obs"}
+    relabeled["obs"] = {k: np.asarray(v)[:n + 1] for k, v in episode["obs"].items()}
+    relabeled["reward"] = composed.rewards.astype(np.float32)
+    relabeled["terminated"] = composed.terminated | np.asarray(episode["terminated"], dtype=bool)[:n]
+    if "truncated" in relabeled:
+        relabeled["truncated"] = relabeled["truncated"] & ~relabeled["terminated"]
+    return relabeled
+
+
+class Relabeler:
+    """One background thread; :meth:`submit` never blocks (a full queue drops the oldest
+    waiting episode, with a warning). An episode the critic fails on is delivered with its
+    own rewards, and counted in ``failures``."""
+
+    def __init__(self, critic: Critic, task: str, cameras: Sequence[str], config: RewardConfig,
+                 deliver: Callable[[dict[str, Any], bool], None] | None = None, max_pending: int = 1000):
+        self.critic, self.task, self.cameras, self.config = critic, task, list(cameras), config
+        self.deliver = deliver  # (episode, demo): set by the learner
+        self._queue: queue.Queue[tuple[Episode, bool] | None] = queue.Queue(maxsize=max_pending)
+        self.relabeled = self.failures = self.dropped = 0
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._run, name="relabeler", daemon=True)
+        self._thread.start()
+
+    def submit(self, episode: Episode, demo: bool = False) -> None:
+        self._idle.clear()
+        while True:
+            try:
+                self._queue.put_nowait((episode, demo))
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                    log.warning("relabeler: %d episodes waiting; dropped the oldest", self._queue.maxsize)
+                except queue.Empty:
+                    pass
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until every submitted episode has been delivered; False on timeout."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            episode, demo = item
+            try:
+                episode = relabel_episode(episode, self.critic, self.task, self.cameras, self.config)
+                self.relabeled += 1
+            except Exception as e:  # a critic that failed must not stop learning: keep the episode as it was
+                self.failures += 1
+                log.error("relabeler: %s failed on an episode (%s: %s); keeping its own rewards", self.critic.name,
+                          type(e).__name__, e)
+            try:
+                if self.deliver is not None:
+                    self.deliver(dict(episode), demo)
+            except Exception:
+                log.exception("relabeler: delivering an episode failed")
+            if self._queue.empty():
+                self._idle.set()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
