@@ -171,6 +171,12 @@ class CriticSection:
     confirm: int = 2  # consecutive done frames that declare success and end the episode
     success_frames: int = 3  # critic train, classifier: the last frames of a successful episode are positives
     epochs: int = 30  # critic train
+    # embedding: a CLIP/SigLIP model (VLM-RMs)
+    model_path: str | None = None  # a local folder, or a name in the local model cache
+    goal: str = "{task}, done"  # the goal text ({task}: the task's name, underscores as spaces)
+    baseline: str = "a robot arm"
+    alpha: float = 0.5  # 1: only the baseline→goal direction counts; 0: the whole embedding
+    success_threshold: float = 0.9  # on R = 1 − ½‖(x − g)P‖²
     # vlm_progress: an OpenAI-compatible chat endpoint
     base_url: str | None = None
     model: str | None = None
@@ -329,8 +335,8 @@ def validate_training(cfg: DictConfig) -> None:
     need(0 < cfg.agent.tau <= 1, "agent.tau", "must be in (0, 1]")
     need(cfg.agent.init_temperature > 0, "agent.init_temperature", "must be > 0")
     need(cfg.agent.augmentation_pad >= 0, "agent.augmentation_pad", "must be >= 0")
-    need(cfg.critic.name in ("env", "learned_progress", "classifier", "vlm_progress"), "critic.name",
-         "must be env, learned_progress, classifier or vlm_progress")
+    need(cfg.critic.name in ("env", "learned_progress", "classifier", "embedding", "vlm_progress"), "critic.name",
+         "must be env, learned_progress, classifier, embedding or vlm_progress")
     need(cfg.critic.confirm >= 1, "critic.confirm", "must be >= 1")
     need(0 < cfg.critic.threshold < 1, "critic.threshold", "must be in (0, 1)")
     need(cfg.learner.batch_size >= 1, "learner.batch_size", "must be >= 1")

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 from robot_rl.config import ConfigError
 from robot_rl.critics.base import Critic
 
-CRITICS = ("env", "learned_progress", "classifier", "vlm_progress")
+CRITICS = ("env", "learned_progress", "classifier", "embedding", "vlm_progress")
 
 
 def make_critic(cfg: DictConfig) -> Critic:
@@ -19,14 +19,22 @@ def make_critic(cfg: DictConfig) -> Critic:
         if not c.base_url or not c.model:
             raise ConfigError("invalid value for 'critic.base_url': vlm_progress needs an OpenAI-compatible "
                               "endpoint and a model (critic.base_url=http://host:8000/v1 critic.model=...)")
-        camera = c.camera or next(iter(cfg.cameras))
-        if camera not in cfg.cameras:
-            raise ConfigError(f"invalid value for 'critic.camera': no camera {camera!r} in {sorted(cfg.cameras)}")
         chat = OpenAIChat(EndpointConfig(c.base_url, c.model, c.api_key_env, c.timeout_s, c.retries))
         try:
-            return VLMProgress(chat, camera, c.max_frames, c.on_parse_failure, c.cache_dir, cfg.seed)
+            return VLMProgress(chat, _camera(cfg), c.max_frames, c.on_parse_failure, c.cache_dir, cfg.seed)
         except ValueError as e:
             raise ConfigError(f"invalid value for 'critic': {e}") from None
+    if c.name == "embedding":
+        from robot_rl.critics.embedding import EmbeddingCritic, ModelNotFound, load_local
+
+        if not c.model_path:
+            raise ConfigError("invalid value for 'critic.model_path': the embedding critic needs a CLIP/SigLIP model "
+                              "(a local folder, or a name in the local model cache)")
+        try:
+            model, processor = load_local(c.model_path)
+            return EmbeddingCritic(model, processor, _camera(cfg), c.goal, c.baseline, c.alpha, c.success_threshold)
+        except (ModelNotFound, ValueError) as e:
+            raise ConfigError(f"invalid value for 'critic.model_path': {e}") from None
     from robot_rl.critics.learned import KINDS, load_frame_critic
 
     if c.name not in KINDS:
@@ -42,3 +50,11 @@ def make_critic(cfg: DictConfig) -> Critic:
     if critic.kind != c.name:
         raise ConfigError(f"invalid value for 'critic.path': {c.path} holds a {critic.kind} critic, not {c.name}")
     return critic
+
+
+def _camera(cfg: DictConfig) -> str:
+    """The one camera a vision-language critic reads: critic.camera, or the first configured."""
+    camera = cfg.critic.camera or next(iter(cfg.cameras))
+    if camera not in cfg.cameras:
+        raise ConfigError(f"invalid value for 'critic.camera': no camera {camera!r} in {sorted(cfg.cameras)}")
+    return camera
