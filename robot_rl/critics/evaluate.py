@@ -91,7 +91,7 @@ def evaluate_critic(cfg: DictConfig, png: Path | None = None) -> tuple[list[list
 
     if cfg.critic.name == "env":
         raise ConfigError("invalid value for 'critic.name': name the critic to judge (learned_progress, classifier, "
-                          "vlm_progress)")
+                          "embedding, vlm_progress)")
     critic = make_critic(cfg)
     task = cfg.task.name
     composer = RewardComposer(reward_config(cfg))
