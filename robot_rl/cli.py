@@ -49,11 +49,13 @@ def cmd_rollout(overrides: list[str]) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    """Inspect an EpisodeStore: info, check, video."""
+    """Inspect an EpisodeStore (info, check, video), or import a ROS 2 bag into one (import-bag)."""
     from robot_rl.data import EpisodeStore
     from robot_rl.data.inspect import episode_frames, store_info
     from robot_rl.rollout import write_video
 
+    if args.action == "import-bag":
+        return _import_bag(args.path, args.options)
     try:
         store = EpisodeStore.open(args.path, mode="r")
     except (FileNotFoundError, ValueError) as e:
@@ -83,6 +85,40 @@ def cmd_data(args: argparse.Namespace) -> int:
         write_video(out, episode_frames(store, index), fps=float(opts.get("fps", 10)))
         print(f"wrote {out}")
         return 0
+
+
+BAG_OPTIONS = ("out", "rate", "phase", "ee_pose", "joint_states", "command")
+
+
+def _import_bag(bag: str, options: list[str]) -> int:
+    """robot-rl data import-bag BAG out=STORE [rate=HZ phase=F ee_pose=T joint_states=T command=T
+    image.<camera>=T] [config overrides: robot=... cameras=... task=...]"""
+    from robot_rl.data import EpisodeStore, StoreSpec
+    from robot_rl.data.bags import BagError, BagTopics, import_bag
+    from robot_rl.env.factory import image_transforms, spaces_from_config
+    from robot_rl.env.robot_env import ActionSpec
+
+    pairs = [item.split("=", 1) for item in options if "=" in item]
+    opts = {k: v for k, v in pairs if k in BAG_OPTIONS or k.startswith("image.")}
+    cfg = load_config([f"{k}={v}" for k, v in pairs if k not in opts])
+    if "out" not in opts:
+        print("robot-rl: usage: robot-rl data import-bag BAG out=STORE [rate=HZ] [image.<camera>=TOPIC ...] "
+              "[robot=... cameras=... task=...]", file=sys.stderr)
+        return 2
+    images = {name: opts.get(f"image.{name}", f"{name}/image_raw") for name in cfg.cameras}
+    topics = BagTopics(images, opts.get("ee_pose", "/ee_pose"), opts.get("joint_states", "/joint_states") or None,
+                       opts.get("command", "/target_pose"))
+    obs_space, action_dim = spaces_from_config(cfg)
+    try:
+        with EpisodeStore.append_or_create(opts["out"], StoreSpec.from_spaces(obs_space, action_dim)) as store:
+            steps = import_bag(bag, store, ActionSpec(**cfg.task.action), image_transforms(cfg),
+                               list(cfg.robot.proprio), float(opts.get("rate", cfg.robot.control_hz)), topics,
+                               float(opts.get("phase", 0.25)), task=cfg.task.name)
+    except BagError as e:
+        print(f"robot-rl: {e}", file=sys.stderr)
+        return 2
+    print(f"imported {bag}: {steps} steps at {opts.get('rate', cfg.robot.control_hz)} Hz into {opts['out']}")
+    return 0
 
 
 def _setup_logging() -> None:
@@ -239,9 +275,11 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=fn.__doc__.splitlines()[0], description=fn.__doc__)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     data = sub.add_parser("data", help=cmd_data.__doc__, description=cmd_data.__doc__)
-    data.add_argument("action", choices=["info", "check", "video"])
-    data.add_argument("path", help="an EpisodeStore (.zarr folder)")
-    data.add_argument("options", nargs="*", metavar="key=value", help="video: episode=N out=PATH fps=10")
+    data.add_argument("action", choices=["info", "check", "video", "import-bag"])
+    data.add_argument("path", help="an EpisodeStore (.zarr folder), or for import-bag a ROS 2 bag")
+    data.add_argument("options", nargs="*", metavar="key=value",
+                      help="video: episode=N out=PATH fps=10; import-bag: out=STORE rate=HZ image.<camera>=TOPIC "
+                           "ee_pose=T joint_states=T command=T, and config overrides (robot=, cameras=, task=)")
     critic = sub.add_parser("critic", help=cmd_critic.__doc__.splitlines()[0], description=cmd_critic.__doc__,
                             epilog="example: robot-rl critic train critic.name=learned_progress task=pick_cube "
                                    "data=runs/demos.zarr out=progress.pt; robot-rl critic eval "

@@ -69,12 +69,12 @@ def _ros_env(cfg: DictConfig, backend: RobotBackend | None, render_mode: str | N
 def _robot_env(cfg: DictConfig, backend: RobotBackend, task: Task, with_cameras: bool,
                render_mode: str | None) -> RobotEnv:
     t = cfg.task
-    return RobotEnv(backend, task, ActionSpec(**t.action), _image_transforms(cfg, with_cameras),
+    return RobotEnv(backend, task, ActionSpec(**t.action), image_transforms(cfg, with_cameras),
                     proprio=list(cfg.robot.proprio), max_steps=t.max_steps, control_hz=cfg.robot.control_hz,
                     reward=t.reward, terminate_on_success=t.terminate_on_success, render_mode=render_mode)
 
 
-def _image_transforms(cfg: DictConfig, with_cameras: bool = True) -> dict[str, CropResize]:
+def image_transforms(cfg: DictConfig, with_cameras: bool = True) -> dict[str, CropResize]:
     """What each configured camera's frames go through before the policy sees them."""
     if not with_cameras:
         return {}
