@@ -3,7 +3,8 @@
     python benchmarks/critic_rewards.py [--demos 20] [--env-steps 40000] [--json] [key=value ...]
 
 1. records ``--demos`` scripted-expert demonstrations (the sim's reward, only to know which
-   succeeded) and trains ``learned_progress`` on them (``robot-rl critic train``);
+   succeeded) and ``--failures`` random-policy episodes, and trains ``learned_progress`` on
+   them (``robot-rl critic train``: progress along the successes, 0 on the failures);
 2. trains SAC/RLPD from pixels, actor and learner in lockstep, with ``critic.name=learned_progress``:
    rewards, and the end of an episode, come from the critic (potential-based shaping plus a
    success bonus after confirming frames); the demo buffer is recorded again under those rewards;
@@ -24,13 +25,17 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from robot_rl.config import load_config
 from robot_rl.critics.evaluate import train_critic
+from robot_rl.data import EpisodeStore, StoreSpec
+from robot_rl.env.factory import make_env
 from robot_rl.report import print_report
 from robot_rl.rl.train import record_demos, train_in_process
+from robot_rl.rollout import make_policy, rollout
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demos", type=int, default=20)
+    parser.add_argument("--failures", type=int, default=20, help="random-policy episodes: the critic's negatives")
     parser.add_argument("--env-steps", type=int, default=40_000)
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=20)
@@ -43,6 +48,12 @@ def main() -> None:
     base = ["task=pick_cube", "logging.wandb=disabled", "train.processes=1", *args.overrides]
 
     critic_data = record_demos(load_config(base, name="train"), root / "critic_data.zarr", args.demos)
+    random_cfg = load_config([*base, "policy=random"], name="train")
+    env = make_env(random_cfg)
+    with EpisodeStore.append_or_create(critic_data, StoreSpec.from_spaces(env.observation_space,
+                                                                          env.action_space.shape[0])) as store:
+        rollout(env, make_policy(random_cfg, env, 70_000), args.failures, 70_000, progress_bar=False, store=store)
+    env.close()
     critic_path, critic_summary = train_critic(
         load_config([*base, "critic.name=learned_progress", f"data={critic_data}", f"out={root / 'progress.pt'}"],
                     name="train"), root)
@@ -54,7 +65,8 @@ def main() -> None:
     steps_to = next((steps for steps, success in report.curve if success >= 0.7), None)
     summary = {"steps_to_70": steps_to, "final_success": report.final_success, "env_steps": report.env_steps,
                "wall_s": round(report.wall_s, 1), "curve": report.curve, "demos": args.demos,
-               "critic_train_s": critic_summary["train_s"], "run": str(root)}
+               "critic_train_s": critic_summary["train_s"], "failures": critic_summary["failures"],
+               "run": str(root), "overrides": args.overrides}
     print_report(f"pick_cube from pixels rewarded by learned_progress (no env reward), {args.demos} demos, "
                  f"{report.wall_s:.0f} s", ["env steps", "eval success (sim ground truth)"],
                  [list(point) for point in report.curve], summary, args.json)

@@ -3,12 +3,13 @@
     python benchmarks/critics.py [--demos 20] [--held-out 10] [--json]
 
 learned_progress is trained on ``--demos`` scripted-expert demonstrations (up to their first
-successful frame) and read on held-out successful episodes, the same episodes reversed, and
-random-policy failures: VOC (Spearman of progress vs frame order) and Kendall τ, averaged
-over episodes. The success classifier is trained on the demonstrations run on past their
-success (the sim's ground truth labels every frame) plus random-policy episodes, and scored
-on held-out frames of both kinds: precision, recall, F1 at the threshold it chose on its
-validation split, and AUROC. Latency is per frame, batch of one episode, on this CPU.
+successful frame; progress t / (T − 1)) and random-policy episodes (progress 0), and read
+on held-out successful episodes, the same episodes reversed, and random-policy failures:
+VOC (Spearman of progress vs frame order) and Kendall τ, averaged over episodes. The
+success classifier is trained on the demonstrations run on past their success (the sim's
+ground truth labels every frame) plus random-policy episodes, and scored on held-out
+frames of both kinds: precision, recall, F1 at the threshold it chose on its validation
+split, and AUROC. Latency is per frame, batch of one episode, on this CPU.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def main() -> None:
     config = FitConfig(epochs=args.epochs)
     demos = [until_success(f, s) for f, s in expert_train if s.any()]
     t0 = time.perf_counter()
-    progress = LearnedProgress.train(demos, TASK, config)
+    progress = LearnedProgress.train(demos, TASK, config, failures=[f for f, _ in random_train])
     progress_train_s = time.perf_counter() - t0
     successes = [until_success(f, s) for f, s in expert_test if s.any()]
     reversed_ = [{name: images[::-1] for name, images in e.items()} for e in successes]

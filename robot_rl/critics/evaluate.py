@@ -66,8 +66,9 @@ def train_critic(cfg: DictConfig, run_dir: Path) -> tuple[Path, dict[str, Any]]:
         demos = [e.frames for e in episodes if e.success]
         if not demos:
             raise ConfigError(f"invalid value for 'data': {cfg.data} holds no successful episode to learn from")
-        critic: LearnedProgress | SuccessClassifier = LearnedProgress.train(demos, cfg.task.name, fit)
-        summary: dict[str, Any] = {"episodes": len(demos)}
+        failures = [e.frames for e in episodes if not e.success]
+        critic: LearnedProgress | SuccessClassifier = LearnedProgress.train(demos, cfg.task.name, fit, failures)
+        summary: dict[str, Any] = {"episodes": len(demos), "failures": len(failures)}
     elif name == "classifier":
         try:
             critic, summary = SuccessClassifier.train([e.frames for e in episodes], [e.labels for e in episodes],

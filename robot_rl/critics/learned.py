@@ -155,15 +155,19 @@ class LearnedProgress(FrameCritic):
         super().__init__(net, task, threshold)
 
     @classmethod
-    def train(cls, demos: Sequence[Frames], task: str, config: FitConfig = FitConfig()) -> LearnedProgress:
-        """From successful demonstrations: frame t of T is at progress t / (T − 1)."""
+    def train(cls, demos: Sequence[Frames], task: str, config: FitConfig = FitConfig(),
+              failures: Sequence[Frames] = ()) -> LearnedProgress:
+        """From successful demonstrations, frame t of T at progress t / (T − 1), and failed
+        episodes, every frame at 0. Without failures, a state no demonstration passed through
+        gets whatever progress the net extrapolates, and a policy learns to find such states
+        (the critic's false positives end its episodes early with the success reward)."""
         if not demos:
             raise ValueError("learned_progress needs at least one successful demonstration")
         cameras = sorted(demos[0])
-        lengths = [frame_count(d) for d in demos]
-        targets = np.concatenate([np.linspace(0.0, 1.0, n) for n in lengths]).astype(np.float32)
+        targets = [np.linspace(0.0, 1.0, frame_count(d)) for d in demos]
+        targets += [np.zeros(frame_count(f)) for f in failures]
         net = FrameNet(cameras, demos[0][cameras[0]].shape[1])
-        fit(net, _stack(demos, cameras), targets, config)
+        fit(net, _stack([*demos, *failures], cameras), np.concatenate(targets).astype(np.float32), config)
         return cls(net, task)
 
     def score(self, frames: Frames, task: str) -> CriticOutput:
