@@ -49,13 +49,15 @@ def cmd_rollout(overrides: list[str]) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    """Inspect an EpisodeStore (info, check, video), or import a ROS 2 bag into one (import-bag)."""
+    """Inspect an EpisodeStore (info, check, video), or move episodes from and to ROS 2 bags."""
     from robot_rl.data import EpisodeStore
     from robot_rl.data.inspect import episode_frames, store_info
     from robot_rl.rollout import write_video
 
     if args.action == "import-bag":
         return _import_bag(args.path, args.options)
+    if args.action == "export-bag":
+        return _export_bag(args.path, args.options)
     try:
         store = EpisodeStore.open(args.path, mode="r")
     except (FileNotFoundError, ValueError) as e:
@@ -118,6 +120,33 @@ def _import_bag(bag: str, options: list[str]) -> int:
         print(f"robot-rl: {e}", file=sys.stderr)
         return 2
     print(f"imported {bag}: {steps} steps at {opts.get('rate', cfg.robot.control_hz)} Hz into {opts['out']}")
+    return 0
+
+
+def _export_bag(path: str, options: list[str]) -> int:
+    """robot-rl data export-bag STORE episode=N out=BAG [storage=mcap|sqlite3 rate=HZ] [config overrides]"""
+    from robot_rl.data import EpisodeStore
+    from robot_rl.data.bags import BagError, BagTopics, export_bag
+    from robot_rl.env.robot_env import ActionSpec
+
+    pairs = [item.split("=", 1) for item in options if "=" in item]
+    opts = {k: v for k, v in pairs if k in ("episode", "out", "storage", "rate")}
+    cfg = load_config([f"{k}={v}" for k, v in pairs if k not in opts])
+    if "out" not in opts or "episode" not in opts:
+        print("robot-rl: usage: robot-rl data export-bag STORE episode=N out=BAG [storage=mcap|sqlite3] [rate=HZ] "
+              "[robot=... cameras=... task=...]", file=sys.stderr)
+        return 2
+    try:
+        with EpisodeStore.open(path) as store:
+            episode = store.load_episode(int(opts["episode"]))
+        count = export_bag(episode, opts["out"], ActionSpec(**cfg.task.action), list(cfg.robot.proprio),
+                           float(opts.get("rate", cfg.robot.control_hz)),
+                           BagTopics({name: f"{name}/image_raw" for name in cfg.cameras}, joint_states=None),
+                           opts.get("storage", "mcap"))
+    except (BagError, IndexError, ValueError) as e:
+        print(f"robot-rl: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {opts['out']}: {count} messages")
     return 0
 
 
@@ -275,11 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=fn.__doc__.splitlines()[0], description=fn.__doc__)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     data = sub.add_parser("data", help=cmd_data.__doc__, description=cmd_data.__doc__)
-    data.add_argument("action", choices=["info", "check", "video", "import-bag"])
+    data.add_argument("action", choices=["info", "check", "video", "import-bag", "export-bag"])
     data.add_argument("path", help="an EpisodeStore (.zarr folder), or for import-bag a ROS 2 bag")
     data.add_argument("options", nargs="*", metavar="key=value",
                       help="video: episode=N out=PATH fps=10; import-bag: out=STORE rate=HZ image.<camera>=TOPIC "
-                           "ee_pose=T joint_states=T command=T, and config overrides (robot=, cameras=, task=)")
+                           "ee_pose=T joint_states=T command=T; export-bag: episode=N out=BAG storage=mcap; and "
+                           "config overrides (robot=, cameras=, task=)")
     critic = sub.add_parser("critic", help=cmd_critic.__doc__.splitlines()[0], description=cmd_critic.__doc__,
                             epilog="example: robot-rl critic train critic.name=learned_progress task=pick_cube "
                                    "data=runs/demos.zarr out=progress.pt; robot-rl critic eval "

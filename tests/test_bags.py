@@ -139,3 +139,29 @@ def test_import_bag_from_the_command_line(recorded, tmp_path, capsys):
         assert info.length == STEPS and info.source == "demo" and info.attrs["bag"] == str(bag)
     assert main(["data", "import-bag", str(tmp_path / "nothing"), f"out={tmp_path / 't.zarr'}", *config]) == 2
     assert "cannot read the bag" in capsys.readouterr().err
+    assert main(["data", "export-bag", str(tmp_path / "s.zarr"), "episode=0", f"out={tmp_path / 'again'}",
+                 *config]) == 0
+    assert main(["data", "import-bag", str(tmp_path / "again"), f"out={tmp_path / 's.zarr'}", "joint_states=",
+                 *config]) == 0
+    with EpisodeStore.open(tmp_path / "s.zarr") as store:
+        first, second = store.load_episode(0), store.load_episode(1)
+    np.testing.assert_allclose(second["action"], first["action"], atol=1e-5)
+    assert main(["data", "export-bag", str(tmp_path / "s.zarr"), "episode=9", f"out={tmp_path / 'x'}", *config]) == 2
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_an_episode_exported_to_a_bag_imports_back_the_same(recorded, tmp_path, storage):
+    from robot_rl.data.bags import export_bag
+
+    env, (observations, _, _, actions) = recorded
+    episode = {"obs": {k: np.stack([o[k] for o in observations]) for k in observations[0]},
+               "action": np.stack(actions)}
+    topics = BagTopics(joint_states=None)
+    assert export_bag(episode, tmp_path / "out", env.action_spec, list(env.proprio), 10.0, topics, storage) > 0
+    with new_store(tmp_path / "s.zarr", env) as store:
+        steps = import_bag(tmp_path / "out", store, env.action_spec, env.images, list(env.proprio), 10.0, topics)
+        back = store.load_episode(0)
+    assert steps == STEPS
+    np.testing.assert_allclose(back["action"], episode["action"], atol=1e-5)
+    for key, values in episode["obs"].items():
+        np.testing.assert_allclose(back["obs"][key], values, atol=1e-5)

@@ -112,9 +112,11 @@ def import_bag(path: str | Path, store: Any, action: ActionSpec, images: Mapping
     streams = read_streams(path, topics)
     commands, period = streams["command"], 1.0 / rate_hz
     start = max(commands.stamps[0] - phase * period, *(s.stamps[0] for k, s in streams.items() if k != "command"))
-    # the last step needs its observation, and ends one period after the last command at most
-    end = min(commands.stamps[-1] + period, *(s.stamps[-1] for k, s in streams.items() if k != "command"))
-    ticks = start + period * np.arange(int(np.floor((end - start) / period)) + 1)
+    # the last tick comes at most one period after the last command, and at most `phase` of a
+    # period after a stream's last message (which then still counts as its newest)
+    end = min(commands.stamps[-1] + period,
+              *(s.stamps[-1] + phase * period for k, s in streams.items() if k != "command"))
+    ticks = start + period * np.arange(int(np.floor((end - start) / period + 1e-6)) + 1)
     if len(ticks) < 2:
         raise BagError(f"{path}: the streams overlap for less than one control period ({period:.3f} s)")
 
@@ -143,6 +145,76 @@ def import_bag(path: str | Path, store: Any, action: ActionSpec, images: Mapping
                           truncated=k == len(ticks) - 2, intervention=True, stamp=float(ticks[k + 1]))
     store.end_episode()
     return len(ticks) - 1
+
+
+def _pose_from_state(state: np.ndarray, proprio: list[str]) -> np.ndarray:
+    """The end-effector pose (x, y, z, qw, qx, qy, qz) a ``state`` vector holds (ee_pos with
+    ee_rot6d or ee_quat)."""
+    offsets, at = {}, 0
+    for key in proprio:
+        size = PROPRIO[key].size(0) if key not in ("q", "dq") else None
+        if size is None:
+            raise BagError(f"export needs the state's layout without joint features, got proprio {proprio}")
+        offsets[key], at = (at, at + size), at + size
+    if "ee_pos" not in offsets or not ({"ee_rot6d", "ee_quat"} & set(offsets)):
+        raise BagError(f"export needs ee_pos and ee_rot6d (or ee_quat) in the state, got proprio {proprio}")
+    pos = state[slice(*offsets["ee_pos"])]
+    if "ee_quat" in offsets:
+        quat = state[slice(*offsets["ee_quat"])]
+    else:
+        columns = state[slice(*offsets["ee_rot6d"])].reshape(2, 3)
+        first = columns[0] / np.linalg.norm(columns[0])
+        second = columns[1] - first * (first @ columns[1])
+        second /= np.linalg.norm(second)
+        matrix = np.stack([first, second, np.cross(first, second)], axis=1)
+        quat = Rotation.from_matrix(matrix).as_quat(scalar_first=True)
+    return np.concatenate([pos, quat]).astype(float)
+
+
+def export_bag(episode: Mapping[str, Any], path: str | Path, action: ActionSpec, proprio: list[str],
+               rate_hz: float, topics: BagTopics = BagTopics(), storage: str = "mcap", start: float = 0.0,
+               frame_id: str = "base") -> int:
+    """Write one episode (as :meth:`EpisodeStore.load_episode` returns it) as a ROS 2 bag:
+    camera images and ``ee_pose`` at each step's time, the command (the target pose its
+    action asked for) half a period later, as :func:`import_bag` reads them back. Returns
+    the number of messages."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from robot_rl.ros.convert import RosbagsTypes
+
+    if action.gripper:
+        raise BagError("a bag's commands are arm poses: export an episode without a gripper action")
+    plugins = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
+    if storage not in plugins:
+        raise ValueError(f"storage must be sqlite3 or mcap, got {storage!r}")
+    types, period = RosbagsTypes("jazzy"), 1.0 / rate_hz
+    obs, actions = episode["obs"], np.asarray(episode["action"])
+    count = 0
+    with Writer(Path(path), version=9, storage_plugin=plugins[storage]) as writer:
+        def connection(topic: str, msgtype: str) -> Any:
+            return writer.add_connection(_topic(topic), msgtype, typestore=types.store)
+
+        cameras = {name: connection(topic, "sensor_msgs/msg/Image") for name, topic in topics.images.items()}
+        pose_c = connection(topics.ee_pose, "geometry_msgs/msg/PoseStamped")
+        command_c = connection(topics.command, "geometry_msgs/msg/PoseStamped")
+
+        def write(c: Any, stamp: float, msg: Any) -> None:
+            nonlocal count
+            writer.write(c, round(stamp * 1e9), types.serialize(msg))
+            count += 1
+
+        for k in range(len(actions) + 1):
+            t = start + k * period
+            pose = _pose_from_state(np.asarray(obs[STATE_KEY][k], dtype=float), proprio)
+            for name, c in cameras.items():
+                write(c, t, convert.image_to_msg(types, np.asarray(obs[name][k]), t, f"{name}_optical"))
+            write(pose_c, t, convert.pose_to_msg(types, pose, t, frame_id))
+            if k < len(actions):
+                dpos, drot, _ = action.split(actions[k])
+                target = np.concatenate([pose[:3] + dpos, (Rotation.from_rotvec(drot) * Rotation.from_quat(
+                    pose[3:], scalar_first=True)).as_quat(scalar_first=True)])
+                write(command_c, t + 0.5 * period, convert.pose_to_msg(types, target, t + 0.5 * period, frame_id))
+    return count
 
 
 def _image(msg: Any) -> np.ndarray:
