@@ -177,7 +177,8 @@ class CriticSection:
     baseline: str = "a robot arm"
     alpha: float = 0.5  # 1: only the baseline→goal direction counts; 0: the whole embedding
     success_threshold: float = 0.9  # on R = 1 − ½‖(x − g)P‖²
-    # vlm_progress: an OpenAI-compatible chat endpoint
+    # vlm_progress: an OpenAI-compatible chat endpoint, or a local transformers model
+    local_model: str | None = None  # a folder, or a name in the local model cache (instead of base_url)
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None  # the key is read from this environment variable

@@ -212,3 +212,65 @@ def test_the_learner_takes_episodes_once_the_relabeler_has_rewarded_them(vlm, tm
         assert not np.allclose(rewarded["reward"], episodes[1]["reward"][:len(rewarded["reward"])])
     finally:
         learner.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_llava(tmp_path_factory):
+    """A 2-layer Llava (CLIP vision, Llama text) with a word-level tokenizer, saved as a folder."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
+
+    words = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "Frame", "1", "2", "3", ":", "%", "10", "50", "90"]
+    vocab = {w: i for i, w in enumerate(words)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>",
+                                        eos_token="</s>", pad_token="<pad>",
+                                        extra_special_tokens={"image_token": "<image>"})
+    template = ("{% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
+                "{% else %}{{ c['text'] }} {% endif %}{% endfor %}{% endfor %}")
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default", chat_template=template,
+        num_additional_image_tokens=1)
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    config = LlavaConfig(vision_config=CLIPVisionConfig(image_size=32, patch_size=8, **small),
+                         text_config=LlamaConfig(vocab_size=len(vocab), num_key_value_heads=2,
+                                                 max_position_embeddings=1024, **small),
+                         image_token_index=vocab["<image>"], vision_feature_select_strategy="default",
+                         vision_feature_layer=-1)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("llava")
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_a_local_transformers_vlm_is_the_other_backend(tiny_llava, tmp_path):
+    from robot_rl.config import ConfigError, load_config
+    from robot_rl.critics.factory import make_critic
+    from robot_rl.critics.vlm import TransformersChat
+
+    cfg = load_config(["cameras=sim64", "critic.name=vlm_progress", f"critic.local_model={tiny_llava}",
+                       "critic.camera=front", "critic.max_frames=4"], name="train")
+    critic = make_critic(cfg)
+    assert isinstance(critic.chat, TransformersChat)
+    frames = {"front": np.repeat(np.linspace(20, 220, 8)[:, None, None, None], 32, 1).repeat(32, 2).repeat(3, 3)
+              .astype(np.uint8)}
+    out = critic.score(frames, "stack the cups")
+    assert critic.chat.calls == 1 and critic.chat.last_prompt.count("<image>") == 4  # the start and 3 shown
+    assert "stack the cups" in critic.chat.last_prompt
+    # an untrained model answers nonsense: the frames it was asked about are not judged
+    assert critic.parse_failures == 1 and out.valid.sum() == 1
+    with pytest.raises(ConfigError, match="no vision-language model"):
+        make_critic(load_config(["critic.name=vlm_progress", f"critic.local_model={tmp_path / 'none'}"],
+                                name="train"))

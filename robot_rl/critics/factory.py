@@ -14,12 +14,21 @@ def make_critic(cfg: DictConfig) -> Critic:
     """A trained frame critic (``critic.path``) or a VLM behind an endpoint (``critic.base_url``)."""
     c = cfg.critic
     if c.name == "vlm_progress":
-        from robot_rl.critics.vlm import EndpointConfig, OpenAIChat, VLMProgress
+        from robot_rl.critics.embedding import ModelNotFound
+        from robot_rl.critics.vlm import EndpointConfig, OpenAIChat, TransformersChat, VLMProgress
 
-        if not c.base_url or not c.model:
-            raise ConfigError("invalid value for 'critic.base_url': vlm_progress needs an OpenAI-compatible "
-                              "endpoint and a model (critic.base_url=http://host:8000/v1 critic.model=...)")
-        chat = OpenAIChat(EndpointConfig(c.base_url, c.model, c.api_key_env, c.timeout_s, c.retries))
+        chat: OpenAIChat | TransformersChat
+        if c.local_model:
+            try:
+                chat = TransformersChat(c.local_model)
+            except ModelNotFound as e:
+                raise ConfigError(f"invalid value for 'critic.local_model': {e}") from None
+        elif c.base_url and c.model:
+            chat = OpenAIChat(EndpointConfig(c.base_url, c.model, c.api_key_env, c.timeout_s, c.retries))
+        else:
+            raise ConfigError("invalid value for 'critic.base_url': vlm_progress needs an OpenAI-compatible endpoint "
+                              "and a model (critic.base_url=http://host:8000/v1 critic.model=...), or a local model "
+                              "(critic.local_model=PATH)")
         try:
             return VLMProgress(chat, _camera(cfg), c.max_frames, c.on_parse_failure, c.cache_dir, cfg.seed)
         except ValueError as e:

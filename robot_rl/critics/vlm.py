@@ -3,10 +3,11 @@
 The episode is subsampled to at most ``max_frames`` frames; the first is shown as the start
 (0 %), the others in a shuffled order (so that the model cannot read progress off the
 order), and the model is asked for each one's completion percentage. Answers are mapped
-back to frame order and interpolated to every frame. Any OpenAI-compatible chat endpoint
-serves (vLLM, a hosted API): timeouts, retries with exponential backoff on errors and
-time-outs, a parse-failure policy (``invalid``: the frames are marked not valid; ``retry``:
-ask again first), and an on-disk cache keyed by model, prompt version, task and frames.
+back to frame order and interpolated to every frame. Two backends: any OpenAI-compatible
+chat endpoint (vLLM, a hosted API), with timeouts and retries with exponential backoff on
+errors and time-outs; or a local transformers model. Both with a parse-failure policy
+(``invalid``: the frames are marked not valid; ``retry``: ask again first) and an on-disk
+cache keyed by model, prompt version, task and frames.
 
 Slow (0.3–3 s per call): it runs in the relabeler on stored episodes, not in the actor.
 """
@@ -56,6 +57,7 @@ class OpenAIChat:
 
     def __init__(self, config: EndpointConfig, sleep: Any = time.sleep):
         self.config, self.sleep = config, sleep
+        self.model_name = config.model
         self.calls = 0
 
     def complete(self, content: list[dict[str, Any]]) -> str:
@@ -93,6 +95,46 @@ class OpenAIChat:
         raise VLMError(f"{url}: no answer after {c.retries + 1} attempts (last: {last})")
 
 
+class TransformersChat:
+    """A local vision-language model (transformers ``AutoModelForImageTextToText``) from a folder
+    or the local model cache, behind the same ``complete(content)`` as :class:`OpenAIChat`.
+    Nothing is downloaded; greedy decoding, so the same frames get the same answer."""
+
+    def __init__(self, name_or_path: str, max_new_tokens: int = 256, device: str = "cpu"):
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from robot_rl.critics.embedding import ModelNotFound
+
+        try:
+            self.model = AutoModelForImageTextToText.from_pretrained(name_or_path, local_files_only=True).to(device)
+            self.processor = AutoProcessor.from_pretrained(name_or_path, local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise ModelNotFound(f"no vision-language model {name_or_path!r} in a local folder or the local model "
+                                f"cache (nothing is downloaded at run time): {str(e).splitlines()[0]}") from None
+        self.model.eval()
+        self.model_name, self.max_new_tokens, self.device = name_or_path, max_new_tokens, device
+        self.calls = 0
+        self.last_prompt = ""
+
+    def complete(self, content: list[dict[str, Any]]) -> str:
+        import torch
+
+        self.calls += 1
+        images = [_decode_url(part["image_url"]["url"]) for part in content if part["type"] == "image_url"]
+        parts = [{"type": "image"} if part["type"] == "image_url" else part for part in content]
+        prompt = self.processor.apply_chat_template([{"role": "user", "content": parts}], add_generation_prompt=True)
+        self.last_prompt = prompt
+        inputs = self.processor(text=prompt, images=images, return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        return str(self.processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+
+
+def _decode_url(url: str) -> np.ndarray:
+    data = base64.b64decode(url.split(",", 1)[1])
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
 def _jpeg_url(image: np.ndarray) -> str:
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
@@ -104,7 +146,8 @@ class VLMProgress(Critic):
     name = "vlm_progress"
     inline = False
 
-    def __init__(self, chat: OpenAIChat, camera: str, max_frames: int = 16, on_parse_failure: str = "invalid",
+    def __init__(self, chat: OpenAIChat | TransformersChat, camera: str, max_frames: int = 16,
+                 on_parse_failure: str = "invalid",
                  cache_dir: str | Path | None = None, seed: int = 0):
         if on_parse_failure not in ("invalid", "retry"):
             raise ValueError(f"on_parse_failure must be 'invalid' or 'retry', got {on_parse_failure!r}")
@@ -164,7 +207,7 @@ class VLMProgress(Critic):
 
     def _cache_key(self, task: str, images: np.ndarray, order: np.ndarray) -> str:
         digest = hashlib.sha256()
-        for part in (self.chat.config.model, PROMPT_VERSION, task, order.tobytes(), images.tobytes()):
+        for part in (self.chat.model_name, PROMPT_VERSION, task, order.tobytes(), images.tobytes()):
             digest.update(part.encode() if isinstance(part, str) else part)
         return digest.hexdigest()
 
