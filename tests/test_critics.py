@@ -129,7 +129,7 @@ TINY_CAMERAS = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.fr
 def test_an_inline_critic_replaces_the_envs_reward_and_decides_success(make_sim_env):
     from robot_rl.critics.composer import RewardComposer
     from robot_rl.critics.learned import FrameNet
-    from robot_rl.critics.wrapper import CriticReward
+    from robot_rl.critics.training import CriticReward
 
     torch.manual_seed(0)
     env = make_sim_env("task=pick_cube", *TINY_CAMERAS, "task.max_steps=30")

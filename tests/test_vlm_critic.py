@@ -157,7 +157,7 @@ def test_critic_eval_judges_a_vlm_endpoint_and_training_leaves_it_to_the_relabel
                                                                                 make_sim_env):
     from robot_rl.cli import main
     from robot_rl.config import load_config
-    from robot_rl.critics.wrapper import relabeler_for, with_critic
+    from robot_rl.critics.training import relabeler_for, with_critic
 
     cams = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
             "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]"]
@@ -184,7 +184,7 @@ def test_the_learner_takes_episodes_once_the_relabeler_has_rewarded_them(vlm, tm
     from robot_rl.config import load_config
     from robot_rl.critics.composer import compose_rewards
     from robot_rl.critics.relabel import relabel_episode
-    from robot_rl.critics.wrapper import relabeler_for, reward_config
+    from robot_rl.critics.training import relabeler_for, reward_config
     from robot_rl.data import EpisodeStore
     from robot_rl.rl.train import make_learner, record_demos
 

@@ -88,7 +88,7 @@ def evaluate_critic(cfg: DictConfig, png: Path | None = None) -> tuple[list[list
     """Score every recorded episode, forwards and (successful ones) reversed: VOC, Kendall τ,
     success precision/recall/F1/AUROC per frame, premature terminations, latency. Draws the
     progress curves to ``png``."""
-    from robot_rl.critics.wrapper import reward_config
+    from robot_rl.critics.training import reward_config
 
     if cfg.critic.name == "env":
         raise ConfigError("invalid value for 'critic.name': name the critic to judge (learned_progress, classifier, "

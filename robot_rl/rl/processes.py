@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from robot_rl.config import ConfigError
-from robot_rl.critics.wrapper import relabeler_for, with_critic
+from robot_rl.critics.training import relabeler_for, with_critic
 from robot_rl.env.factory import make_env, spaces_from_config
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.rl.actor import Actor, EpisodeSummary

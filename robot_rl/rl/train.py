@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from robot_rl.critics.wrapper import relabeler_for, with_critic
+from robot_rl.critics.training import relabeler_for, with_critic
 from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.env.factory import make_env
 from robot_rl.env.robot_env import RobotEnv
