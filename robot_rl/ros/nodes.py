@@ -306,6 +306,10 @@ def run(node_class: type[BridgeNode], args: list[str] | None = None) -> None:
             rclpy.spin(node)
     except KeyboardInterrupt:
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # the context was shut down (SIGTERM, ros2 launch stopping the node) while a callback ran
     finally:
         if node is not None:
             node.destroy_node()
