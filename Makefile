@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export MUJOCO_GL ?= egl
 export PYNPUT_BACKEND ?= dummy
 
-.PHONY: run test lint setup system-deps benchmarks clean
+.PHONY: run test test-ros lint setup system-deps benchmarks clean
 
 run: setup  ## set up, then train reach from pixels on the simulated arm (~15 min on 2 CPU cores; eval success 85 % at 3000 steps)
 	$(BIN)/robot-rl train task=reach train.env_steps=3000 train.eval_every=1000 train.eval_episodes=20
@@ -23,6 +23,16 @@ run: setup  ## set up, then train reach from pixels on the simulated arm (~15 mi
 test: setup  ## set up, then lint and run the test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Not part of `make test`: ROS 2 Jazzy's rclpy wheels from PyPI into .venv, then the nodes on
+# real rclpy and Fast DDS (tests/ros/test_nodes_rclpy.py; the launch_testing suite needs the
+# robot image: docker compose -f docker/compose.yaml run --rm test-ros).
+ROS_WHEELS := "ros-jazzy-rclpy[fastrtps]" ros-jazzy-std-msgs ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs \
+	ros-jazzy-std-srvs ros-jazzy-rcl-interfaces
+
+test-ros: setup  ## set up, add ROS 2's rclpy from PyPI, then run tests/ros on real rclpy
+	$(BIN)/pip install --quiet $(ROS_WHEELS)
+	$(BIN)/python -m pytest -p no:cacheprovider -ra tests/ros
 
 lint: setup
 	$(BIN)/ruff check .
