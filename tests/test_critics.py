@@ -57,6 +57,13 @@ def test_success_needs_confirming_frames_and_ends_the_episode():
     assert composed.rewards.tolist() == [0.0, 0.0, 0.0, 1.0]
 
 
+def test_a_known_success_is_paid_as_one_whatever_the_critic_says():
+    composed = compose_rewards(output([0.0, 0.2, 0.4]), RewardConfig(shaping=1.0, discount=1.0),
+                               succeeded=[False, True])
+    assert composed.terminated.tolist() == [False, True]
+    assert composed.rewards.tolist() == pytest.approx([0.2, 1.0 - 0.2])  # terminal potential is 0
+
+
 def test_frames_the_critic_could_not_judge_keep_the_last_potential():
     composed = compose_rewards(output([0.2, 0.9, 0.5], valid=[True, False, True]),
                                RewardConfig(shaping=1.0, discount=1.0))

@@ -102,6 +102,12 @@ def test_progress_follows_the_frames_whatever_order_they_were_shown_in(vlm, tmp_
     assert backwards[0] == 0.0 and voc(backwards[3:]) < -0.95
 
 
+def test_half_done_is_not_done(vlm):
+    out = critic(vlm).score(episode(), "t")
+    done = out.success_prob >= 0.5
+    assert not done[out.progress < 0.95].any() and done[out.progress >= 0.95].all()
+
+
 def test_answers_are_cached_by_model_prompt_task_and_frames(vlm, tmp_path):
     c = critic(vlm, tmp_path)
     first = c.score(episode(), "stack the cups")
@@ -208,7 +214,10 @@ def test_the_learner_takes_episodes_once_the_relabeler_has_rewarded_them(vlm, tm
         rewarded = relabel_episode(episodes[1], relabeler.critic, "pick_cube", list(cfg.cameras), reward_config(cfg))
         assert len(learner.demo) == len(kept["reward"]) + len(rewarded["reward"])
         out = relabeler.critic.score({n: episodes[1]["obs"][n] for n in cfg.cameras}, "pick_cube")
-        np.testing.assert_allclose(rewarded["reward"], compose_rewards(out, reward_config(cfg)).rewards)
+        np.testing.assert_allclose(rewarded["reward"], compose_rewards(
+            out, reward_config(cfg), succeeded=episodes[1]["terminated"]).rewards)
+        assert episodes[1]["terminated"][-1] and rewarded["terminated"][-1]  # the sim's success stays one,
+        assert rewarded["reward"][-1] > 0.5  # and is paid the success reward
         assert not np.allclose(rewarded["reward"], episodes[1]["reward"][:len(rewarded["reward"])])
     finally:
         learner.close()

@@ -53,3 +53,11 @@ def frame_count(frames: Frames) -> int:
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise ValueError(f"camera {name!r}: frames must be (T, H, W, 3) uint8, got {images.shape} {images.dtype}")
     return next(iter(lengths.values()))
+
+
+def calibrated(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """``scores`` in [0, 1] mapped piecewise-linearly so that ``threshold`` lands on 0.5, where
+    every consumer (the reward composer, eval) reads success."""
+    t = threshold
+    return np.where(scores >= t, 0.5 + 0.5 * (scores - t) / max(1 - t, 1e-6),
+                    0.5 * scores / max(t, 1e-6)).astype(np.float32)

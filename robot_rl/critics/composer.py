@@ -37,13 +37,15 @@ class RewardComposer:
         self.potential = float(np.clip(progress, 0.0, 1.0)) if valid else 0.0
         self.run = 0
 
-    def step(self, progress: float, success_prob: float, valid: bool = True) -> tuple[float, bool]:
+    def step(self, progress: float, success_prob: float, valid: bool = True,
+             succeeded: bool = False) -> tuple[float, bool]:
         """(reward, terminated) of the step that led to this frame. A frame the critic could
-        not judge keeps the last potential and does not count towards success."""
+        not judge keeps the last potential and does not count towards success; ``succeeded``:
+        the episode is known to have ended in success here (the sim, an operator's label)."""
         c = self.config
         potential = float(np.clip(progress, 0.0, 1.0)) if valid else self.potential
         self.run = self.run + 1 if valid and success_prob >= c.threshold else 0
-        terminated = self.run >= c.confirm
+        terminated = succeeded or self.run >= c.confirm
         # a terminal state has potential 0 (Ng et al.): the shaping cannot pay for ending
         reward = c.shaping * (c.discount * (0.0 if terminated else potential) - self.potential)
         self.potential = potential
@@ -56,16 +58,19 @@ class ComposedRewards:
     terminated: np.ndarray  # (T,) bool: success declared at this step (and the episode ends there)
 
 
-def compose_rewards(output: CriticOutput, config: RewardConfig = RewardConfig()) -> ComposedRewards:
+def compose_rewards(output: CriticOutput, config: RewardConfig = RewardConfig(),
+                    succeeded: np.ndarray | None = None) -> ComposedRewards:
     """Rewards for an episode of T + 1 frames (the first observation, then one per step), cut
-    at the step where success is declared: the episode ends there."""
+    at the step where success is declared: the episode ends there. ``succeeded`` (T,) marks
+    steps known to end in success, which count as declared whatever the critic says."""
     if len(output.progress) < 2:
         raise ValueError("an episode needs at least two frames (a first observation and one step)")
     composer = RewardComposer(config)
     composer.reset(output.progress[0], bool(output.valid[0]))
     rewards, terminated = [], []
-    for p, s, ok in zip(output.progress[1:], output.success_prob[1:], output.valid[1:], strict=True):
-        reward, done = composer.step(float(p), float(s), bool(ok))
+    known = np.zeros(len(output.progress) - 1, bool) if succeeded is None else np.asarray(succeeded, bool)
+    for p, s, ok, won in zip(output.progress[1:], output.success_prob[1:], output.valid[1:], known, strict=True):
+        reward, done = composer.step(float(p), float(s), bool(ok), bool(won))
         rewards.append(reward)
         terminated.append(done)
         if done:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_rl.critics.base import Critic, CriticOutput, Frames, frame_count
+from robot_rl.critics.base import Critic, CriticOutput, Frames, calibrated, frame_count
 from robot_rl.critics.metrics import best_threshold, success_scores
 from robot_rl.rl.networks import ConvStem, mlp, random_shift
 
@@ -138,13 +138,6 @@ class FrameCritic(Critic):
         if task != self.task:
             raise ValueError(f"this {self.kind} critic was trained on task {self.task!r}, not {task!r}")
 
-    def _calibrated(self, probs: np.ndarray) -> np.ndarray:
-        """``probs`` mapped piecewise-linearly so that the critic's own threshold lands on 0.5,
-        where every consumer (the reward composer, eval) reads success."""
-        t = self.threshold
-        return np.where(probs >= t, 0.5 + 0.5 * (probs - t) / max(1 - t, 1e-6),
-                        0.5 * probs / max(t, 1e-6)).astype(np.float32)
-
 
 class LearnedProgress(FrameCritic):
     """Progress per frame; a frame at progress ≥ ``threshold`` (0.9) counts as done."""
@@ -173,7 +166,7 @@ class LearnedProgress(FrameCritic):
     def score(self, frames: Frames, task: str) -> CriticOutput:
         self._check_task(task)
         progress = predict(self.net, frames)
-        return CriticOutput(progress, self._calibrated(progress), np.ones(len(progress), bool))
+        return CriticOutput(progress, calibrated(progress, self.threshold), np.ones(len(progress), bool))
 
 
 class SuccessClassifier(FrameCritic):
@@ -202,7 +195,7 @@ class SuccessClassifier(FrameCritic):
 
     def score(self, frames: Frames, task: str) -> CriticOutput:
         self._check_task(task)
-        success = self._calibrated(predict(self.net, frames))
+        success = calibrated(predict(self.net, frames), self.threshold)
         return CriticOutput(success.copy(), success, np.ones(len(success), bool))
 
 

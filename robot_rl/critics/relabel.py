@@ -25,14 +25,15 @@ Episode = Mapping[str, Any]  # as EpisodeStore.load_episode returns one
 def relabel_episode(episode: Episode, critic: Critic, task: str, cameras: Sequence[str],
                     config: RewardConfig) -> dict[str, Any]:
     """``episode`` with rewards from ``critic``; it ends where the critic declares success
-    (``terminated`` there), and keeps its own ends (an operator's label, a time limit) otherwise."""
+    (``terminated`` there). Its own terminal step (the sim's success, an operator's label)
+    stays a success, paid as one, whatever the critic says; a time limit stays a truncation."""
     out = critic.score({name: np.asarray(episode["obs"][name]) for name in cameras}, task)
-    composed = compose_rewards(out, config)
+    composed = compose_rewards(out, config, succeeded=np.asarray(episode["terminated"], dtype=bool))
     n = len(composed.rewards)
     relabeled: dict[str, Any] = {k: np.asarray(v)[:n] for k, v in episode.items() if k != "obs"}
     relabeled["obs"] = {k: np.asarray(v)[:n + 1] for k, v in episode["obs"].items()}
     relabeled["reward"] = composed.rewards.astype(np.float32)
-    relabeled["terminated"] = composed.terminated | np.asarray(episode["terminated"], dtype=bool)[:n]
+    relabeled["terminated"] = composed.terminated
     if "truncated" in relabeled:
         relabeled["truncated"] = relabeled["truncated"] & ~relabeled["terminated"]
     return relabeled

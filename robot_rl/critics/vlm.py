@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from robot_rl.critics.base import Critic, CriticOutput, Frames, frame_count
+from robot_rl.critics.base import Critic, CriticOutput, Frames, calibrated, frame_count
 
 log = logging.getLogger("robot_rl.critics.vlm")
 
@@ -148,13 +148,14 @@ class VLMProgress(Critic):
 
     def __init__(self, chat: OpenAIChat | TransformersChat, camera: str, max_frames: int = 16,
                  on_parse_failure: str = "invalid",
-                 cache_dir: str | Path | None = None, seed: int = 0):
+                 cache_dir: str | Path | None = None, seed: int = 0, done_at: float = 0.95):
         if on_parse_failure not in ("invalid", "retry"):
             raise ValueError(f"on_parse_failure must be 'invalid' or 'retry', got {on_parse_failure!r}")
         if max_frames < 2:
             raise ValueError(f"max_frames must be >= 2, got {max_frames}")
         self.chat, self.camera, self.max_frames = chat, camera, max_frames
         self.on_parse_failure, self.seed = on_parse_failure, seed
+        self.done_at = done_at  # progress from which a frame counts as done (success_prob 0.5)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.parse_failures = 0
 
@@ -190,7 +191,7 @@ class VLMProgress(Critic):
         valid[picked[valid_points]] = True
         if answers is not None:  # frames between two answered ones are judged by interpolation
             valid[picked[valid_points][0]:picked[valid_points][-1] + 1] = True
-        return CriticOutput(full, full.copy(), valid)
+        return CriticOutput(full, calibrated(full, self.done_at), valid)
 
     def _ask(self, task: str, start: np.ndarray, shown: np.ndarray) -> dict[int, float] | None:
         content: list[dict[str, Any]] = [{"type": "text", "text": self.prompt(task, len(shown))},
