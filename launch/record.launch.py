@@ -7,21 +7,24 @@ topic in a rosbag2 bag with the standard tools.
 Arguments: ros2 launch robot_rl record.launch.py --show-args
 """
 
+import time
+
 from launch.actions import ExecuteProcess
 
 from launch import LaunchDescription
 from robot_rl.ros.launch_graph import ACTOR_ARGUMENTS, ROBOT_ARGUMENTS, actor_node, declare, opaque, robot_nodes
 
 RECORD_ARGUMENTS = {
-    "bag": ("false", "also record every topic with `ros2 bag record -a` into <run_dir>/bag"),
+    "bag": ("false", "also record every topic with `ros2 bag record -a` into <run_dir>/bag_<date_time>"),
 }
 
 
 def nodes(args):
     started = [*robot_nodes(args), actor_node(args, "record")]
     if args["bag"].lower() in ("true", "1", "yes"):
-        started.append(ExecuteProcess(cmd=["ros2", "bag", "record", "-a", "-o", f"{args['run_dir']}/bag"],
-                                      output="screen"))
+        # rosbag2 refuses an output folder that exists: one per session
+        bag = f"{args['run_dir']}/bag_{time.strftime('%Y%m%d_%H%M%S')}"
+        started.append(ExecuteProcess(cmd=["ros2", "bag", "record", "-a", "-o", bag], output="screen"))
     return started
 
 

@@ -112,10 +112,14 @@ def _import_bag(bag: str, options: list[str]) -> int:
                        opts.get("command", "/target_pose"))
     obs_space, action_dim = spaces_from_config(cfg)
     try:
+        rate, phase = float(opts.get("rate", cfg.robot.control_hz)), float(opts.get("phase", 0.25))
+    except ValueError as e:
+        print(f"robot-rl: rate and phase must be numbers: {e}", file=sys.stderr)
+        return 2
+    try:
         with EpisodeStore.append_or_create(opts["out"], StoreSpec.from_spaces(obs_space, action_dim)) as store:
             steps = import_bag(bag, store, ActionSpec(**cfg.task.action), image_transforms(cfg),
-                               list(cfg.robot.proprio), float(opts.get("rate", cfg.robot.control_hz)), topics,
-                               float(opts.get("phase", 0.25)), task=cfg.task.name)
+                               list(cfg.robot.proprio), rate, topics, phase, task=cfg.task.name)
     except BagError as e:
         print(f"robot-rl: {e}", file=sys.stderr)
         return 2

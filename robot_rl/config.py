@@ -339,6 +339,7 @@ def validate_training(cfg: DictConfig) -> None:
     need(cfg.critic.name in ("env", "learned_progress", "classifier", "embedding", "vlm_progress"), "critic.name",
          "must be env, learned_progress, classifier, embedding or vlm_progress")
     need(cfg.critic.confirm >= 1, "critic.confirm", "must be >= 1")
+    need(cfg.critic.success_frames >= 1, "critic.success_frames", "must be >= 1")
     need(0 < cfg.critic.threshold < 1, "critic.threshold", "must be in (0, 1)")
     need(cfg.learner.batch_size >= 1, "learner.batch_size", "must be >= 1")
     need(0 <= cfg.learner.demo_ratio <= 1, "learner.demo_ratio", "must be in [0, 1]")

@@ -123,5 +123,11 @@ def node_parameters(node: Node) -> dict[str, Any]:
             continue
         path = entry.path() if isinstance(entry, PathJoinSubstitution) else Path(entry)
         assert path.is_file(), path
-        merged.update(yaml.safe_load(path.read_text())[node.kwargs["name"]]["ros__parameters"])
+        name, namespace = node.kwargs["name"], node.kwargs.get("namespace", "")
+        entries = yaml.safe_load(path.read_text())
+        # as ROS matches a params file's keys: a bare name only outside any namespace
+        candidates = (f"/{namespace}/{name}",) if namespace else (name, f"/{name}")
+        keys = [k for k in (*candidates, f"/**/{name}", "/**") if k in entries]
+        assert keys, f"{path} has no parameters for node {name!r} (namespace {namespace!r})"
+        merged.update(entries[keys[0]]["ros__parameters"])
     return merged

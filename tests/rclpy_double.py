@@ -71,6 +71,11 @@ class NodeDouble:
     def get_name(self) -> str:
         return self.name
 
+    def get_logger(self) -> Any:
+        import logging
+
+        return logging.getLogger(f"rclpy_double.{self.name}")
+
     def declare_parameter(self, name: str, value: Any, descriptor: ParameterDescriptor) -> None:
         assert name not in self.parameters, f"parameter {name} declared twice"
         if name in self.overrides:

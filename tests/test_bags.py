@@ -115,6 +115,13 @@ def test_broken_bags_are_one_clear_error(recorded, tmp_path):
     empty = write_bag(tmp_path / "empty", env, observations[:0], [], [], [])
     with pytest.raises(BagError, match="no messages on"):
         imported(env, empty, tmp_path / "c.zarr")
+    with new_store(tmp_path / "f.zarr", env) as store:  # a crop that does not fit: refused, nothing written
+        from robot_rl.env.image import CropResize
+
+        with pytest.raises(BagError, match="does not fit"):
+            import_bag(bag, store, env.action_spec, {"front": CropResize((32, 32), (0, 0, 64, 64)),
+                                                     "wrist": env.images["wrist"]}, list(env.proprio), 10.0)
+        assert len(store.episodes()) == 0
     database = next((tmp_path / "bag").glob("*.db3"))
     database.write_bytes(database.read_bytes()[: database.stat().st_size // 3])  # truncated
     with pytest.raises(BagError, match="cannot read the bag"):

@@ -19,6 +19,7 @@ from robot_rl.config import ConfigError
 from robot_rl.data import EpisodeStore
 from robot_rl.data.spec import LABEL_SUCCESS
 from robot_rl.ros import convert
+from robot_rl.teleop.device import TeleopEvent
 from tests import rclpy_double
 from tests.test_train import _free_port, _wait_for
 
@@ -155,6 +156,16 @@ def test_actor_node_records_the_operators_demonstrations(monkeypatch, tmp_path):
     assert episode["intervention"].all()  # every step of a demonstration is the operator's
     pushed = episode["action"][:, 1]  # +y while the operator pushed, still otherwise
     assert (pushed > 0.5).sum() >= 3 and np.allclose(episode["action"][:5], 0.0)
+
+
+def test_a_malformed_message_is_refused_and_counted_not_raised(monkeypatch):
+    types = rclpy_double.install(monkeypatch)
+    monkeypatch.setattr(rclpy_double.NodeDouble, "overrides", {"overrides": SIM_AS_ROS})
+    actor = importlib.import_module("robot_rl.ros.nodes").ActorNode()
+    String = types.cls("std_msgs/msg/String")
+    actor.deliver("teleop/events", String(data="sucess"))  # a typo at `ros2 topic pub`
+    actor.deliver("teleop/events", String(data="success"))
+    assert actor.refused == 1 and actor.topics.teleop.read().events == {TeleopEvent.SUCCESS}
 
 
 def test_actor_node_refuses_a_simulated_robot(monkeypatch):

@@ -108,15 +108,16 @@ def test_record_launch_records_with_the_actor_and_optionally_a_bag(schemas):
     _, started = expand("record.launch.py", run_dir="/data/demos", bag="true")
     check_nodes(started, schemas)
     bag = [s for s in started if isinstance(s, ExecuteProcess)]
-    assert len(bag) == 1 and bag[0].kwargs["cmd"] == ["ros2", "bag", "record", "-a", "-o", "/data/demos/bag"]
+    assert len(bag) == 1 and bag[0].kwargs["cmd"][:5] == ["ros2", "bag", "record", "-a", "-o"]
+    assert re.fullmatch(r"/data/demos/bag_\d{8}_\d{6}", bag[0].kwargs["cmd"][5])  # a new folder per session
 
 
 def test_learner_launch_runs_the_learner_for_the_actors_robot(schemas):
     _, started = expand("learner.launch.py", robot="ur5e", cameras="ros", address="0.0.0.0:6000")
     (learner,) = started
     cmd = learner.kwargs["cmd"]
-    assert cmd[1:4] == ["-m", "robot_rl.cli", "learner"] and "learner.address=0.0.0.0:6000" in cmd
-    learner_cfg = load_config([a for a in cmd[4:] if "=" in a], name="train")
+    assert cmd[1:5] == ["-P", "-m", "robot_rl.cli", "learner"] and "learner.address=0.0.0.0:6000" in cmd
+    learner_cfg = load_config([a for a in cmd[5:] if "=" in a], name="train")
     _, actor_started = expand("hil_rl.launch.py", robot="ur5e", cameras="ros")
     actor_cfg = load_config(node_parameters(actor_started[-1])["overrides"], name="train")
     # the learner's networks are sized for the observations the actor sends

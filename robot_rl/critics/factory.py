@@ -8,6 +8,7 @@ from robot_rl.config import ConfigError
 from robot_rl.critics.base import Critic
 
 CRITICS = ("env", "learned_progress", "classifier", "embedding", "vlm_progress")
+SLOW_CRITICS = ("vlm_progress",)  # relabel stored episodes in the learner; never built in the actor
 
 
 def make_critic(cfg: DictConfig) -> Critic:

@@ -1,7 +1,8 @@
 """The asynchronous relabeler: a critic too slow for the actor (a large VLM, 0.3–3 s a call)
 scores whole episodes in a background thread; each episode reaches the replay buffers with
 its rewards recomposed from the critic's judgement, and cut where the critic declared
-success. The learner keeps training on what it has meanwhile; the actor never waits.
+success. The learner keeps training on what it has meanwhile; the actor never waits for the
+critic (only, when ``max_pending`` episodes queue up, for the learner to take its steps).
 """
 
 from __future__ import annotations
@@ -40,16 +41,17 @@ def relabel_episode(episode: Episode, critic: Critic, task: str, cameras: Sequen
 
 
 class Relabeler:
-    """One background thread; :meth:`submit` never blocks (a full queue drops the oldest
-    waiting episode, with a warning). An episode the critic fails on is delivered with its
-    own rewards, and counted in ``failures``."""
+    """One background thread. :meth:`submit` waits while ``max_pending`` episodes are queued
+    (backpressure: nothing is dropped, demos included). An episode the critic fails on is
+    delivered with its own rewards, and counted in ``failures``."""
 
     def __init__(self, critic: Critic, task: str, cameras: Sequence[str], config: RewardConfig,
                  deliver: Callable[[dict[str, Any], bool], None] | None = None, max_pending: int = 1000):
         self.critic, self.task, self.cameras, self.config = critic, task, list(cameras), config
         self.deliver = deliver  # (episode, demo): set by the learner
         self._queue: queue.Queue[tuple[Episode, bool] | None] = queue.Queue(maxsize=max_pending)
-        self.relabeled = self.failures = self.dropped = 0
+        self.relabeled = self.failures = 0
+        self._closing = False
         self._idle = threading.Event()
         self._idle.set()
         self._thread = threading.Thread(target=self._run, name="relabeler", daemon=True)
@@ -57,17 +59,7 @@ class Relabeler:
 
     def submit(self, episode: Episode, demo: bool = False) -> None:
         self._idle.clear()
-        while True:
-            try:
-                self._queue.put_nowait((episode, demo))
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
-                    log.warning("relabeler: %d episodes waiting; dropped the oldest", self._queue.maxsize)
-                except queue.Empty:
-                    pass
+        self._queue.put((episode, demo))
 
     @property
     def pending(self) -> int:
@@ -79,6 +71,8 @@ class Relabeler:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
+            if self._closing:  # shutting down: what waits stays in the learner's own store
+                continue
             episode, demo = item
             try:
                 episode = relabel_episode(episode, self.critic, self.task, self.cameras, self.config)
@@ -88,7 +82,7 @@ class Relabeler:
                 log.error("relabeler: %s failed on an episode (%s: %s); keeping its own rewards", self.critic.name,
                           type(e).__name__, e)
             try:
-                if self.deliver is not None:
+                if self.deliver is not None and not self._closing:
                     self.deliver(dict(episode), demo)
             except Exception:
                 log.exception("relabeler: delivering an episode failed")
@@ -96,5 +90,12 @@ class Relabeler:
                 self._idle.set()
 
     def close(self, timeout: float = 10.0) -> None:
+        """Stop without relabeling what still waits (the learner's store keeps those episodes)."""
+        self._closing = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
         self._queue.put(None)
         self._thread.join(timeout)

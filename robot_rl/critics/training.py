@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from robot_rl.config import ConfigError
 from robot_rl.critics.base import Critic
 from robot_rl.critics.composer import RewardComposer, RewardConfig
+from robot_rl.critics.factory import SLOW_CRITICS
 from robot_rl.critics.relabel import Relabeler
 
 
@@ -57,27 +58,23 @@ def reward_config(cfg: DictConfig) -> RewardConfig:
 
 def with_critic(env: gym.Env, cfg: DictConfig) -> gym.Env:
     """``env`` as ``cfg.critic`` says it is rewarded: by itself (``env``), or by an inline critic.
-    A slow critic leaves the env as it is: the learner's relabeler rewards its episodes."""
-    if cfg.critic.name == "env":
+    A slow critic leaves the env as it is, unbuilt: the learner's relabeler rewards its episodes."""
+    if cfg.critic.name == "env" or cfg.critic.name in SLOW_CRITICS:
         return env
     from robot_rl.critics.factory import make_critic
 
-    critic = make_critic(cfg)
-    if not critic.inline:
-        return env
     try:
-        return CriticReward(env, critic, cfg.task.name, reward_config(cfg))
+        return CriticReward(env, make_critic(cfg), cfg.task.name, reward_config(cfg))
     except ValueError as e:
+        if isinstance(e, ConfigError):
+            raise
         raise ConfigError(f"invalid value for 'critic': {e}") from None
 
 
 def relabeler_for(cfg: DictConfig) -> Relabeler | None:
     """The learner's relabeler when ``cfg.critic`` is too slow for the actor, else None."""
-    if cfg.critic.name == "env":
+    if cfg.critic.name not in SLOW_CRITICS:
         return None
     from robot_rl.critics.factory import make_critic
 
-    critic = make_critic(cfg)
-    if critic.inline:
-        return None
-    return Relabeler(critic, cfg.task.name, list(cfg.cameras), reward_config(cfg))
+    return Relabeler(make_critic(cfg), cfg.task.name, list(cfg.cameras), reward_config(cfg))

@@ -107,8 +107,8 @@ def import_bag(path: str | Path, store: Any, action: ActionSpec, images: Mapping
     if action.gripper:
         raise BagError("commands in a bag are arm poses: the action cannot include a gripper "
                        "(task.action.gripper=false)")
-    if not 0 < phase < 1:
-        raise ValueError(f"phase must be in (0, 1), got {phase}")
+    if not 0 < phase < 1 or rate_hz <= 0:
+        raise BagError(f"phase must be in (0, 1) and rate > 0, got phase={phase} rate={rate_hz}")
     streams = read_streams(path, topics)
     commands, period = streams["command"], 1.0 / rate_hz
     start = max(commands.stamps[0] - phase * period, *(s.stamps[0] for k, s in streams.items() if k != "command"))
@@ -129,22 +129,30 @@ def import_bag(path: str | Path, store: Any, action: ActionSpec, images: Mapping
         obs[STATE_KEY] = np.concatenate([PROPRIO[k].read(arm, None) for k in proprio]).astype(np.float32)
         return obs, arm
 
-    obs, arm = observe(ticks[0])
-    store.begin_episode(obs, source=source, task=task, bag=str(path))
-    for k in range(len(ticks) - 1):
-        i = int(np.searchsorted(commands.stamps, ticks[k + 1], side="right")) - 1
-        sent = i >= 0 and commands.stamps[i] > ticks[k]
-        target = convert.pose_from_msg(commands.values[i]) if sent else arm.ee_pose
-        drot = None  # the rotation that takes the measured orientation to the target's, base frame
-        if action.rotation:
-            drot = (Rotation.from_quat(target[3:], scalar_first=True)
-                    * Rotation.from_quat(arm.ee_pose[3:], scalar_first=True).inv()).as_rotvec()
-        act = action.normalise(target[:3] - arm.ee_pose[:3], drot)
-        obs, arm = observe(ticks[k + 1])
-        store.append_step(obs=obs, action=act, policy_action=act, reward=np.float32(0.0), terminated=False,
-                          truncated=k == len(ticks) - 2, intervention=True, stamp=float(ticks[k + 1]))
+    try:  # every step converted before anything is written: a bad message leaves the store as it was
+        observations, actions = [], []
+        obs, arm = observe(ticks[0])
+        observations.append(obs)
+        for k in range(len(ticks) - 1):
+            i = int(np.searchsorted(commands.stamps, ticks[k + 1], side="right")) - 1
+            sent = i >= 0 and commands.stamps[i] > ticks[k]
+            target = convert.pose_from_msg(commands.values[i]) if sent else arm.ee_pose
+            drot = None  # the rotation that takes the measured orientation to the target's, base frame
+            if action.rotation:
+                drot = (Rotation.from_quat(target[3:], scalar_first=True)
+                        * Rotation.from_quat(arm.ee_pose[3:], scalar_first=True).inv()).as_rotvec()
+            actions.append(action.normalise(target[:3] - arm.ee_pose[:3], drot))
+            obs, arm = observe(ticks[k + 1])
+            observations.append(obs)
+    except ValueError as e:  # MessageError (an encoding, a non-finite pose), a crop that does not fit
+        raise BagError(f"{path}: {e}") from None
+    store.begin_episode(observations[0], source=source, task=task, bag=str(path))
+    for k, act in enumerate(actions):
+        store.append_step(obs=observations[k + 1], action=act, policy_action=act, reward=np.float32(0.0),
+                          terminated=False, truncated=k == len(actions) - 1, intervention=True,
+                          stamp=float(ticks[k + 1]))
     store.end_episode()
-    return len(ticks) - 1
+    return len(actions)
 
 
 def _pose_from_state(state: np.ndarray, proprio: list[str]) -> np.ndarray:

@@ -114,6 +114,7 @@ def actor_node(args: Mapping[str, str], mode: str) -> Node:
 
 def learner_process(args: Mapping[str, str]) -> ExecuteProcess:
     """``robot-rl learner`` (not a ROS node: it needs no ROS) for the robot the arguments describe."""
-    return ExecuteProcess(cmd=[sys.executable, "-m", "robot_rl.cli", "learner", *config_overrides(args),
+    # -P: a launch started from the source folder must not import the uninstalled tree
+    return ExecuteProcess(cmd=[sys.executable, "-P", "-m", "robot_rl.cli", "learner", *config_overrides(args),
                                f"learner.address={args['address']}", f"run_dir={args['run_dir']}"],
                           output="screen")

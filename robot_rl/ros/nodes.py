@@ -269,9 +269,24 @@ class ActorNode(BridgeNode):
                               f"any robot with backend: ros), got {self.cfg.robot.backend!r}")
         target = self.create_publisher(RclpyTypes().cls("geometry_msgs/msg/PoseStamped"), "target_pose", COMMAND_QOS)
         self.topics = ActorTopics.from_config(self.cfg, RclpyTypes(), target.publish, self.param("base_frame"))
+        self.refused = 0
         for topic, msg_type, callback in self.topics.subscriptions:
-            self.create_subscription(RclpyTypes().cls(msg_type), topic, callback, topic_qos(topic))
-        self.stop = threading.Event()
+            self.create_subscription(RclpyTypes().cls(msg_type), topic, self._guarded(topic, callback),
+                                     topic_qos(topic))
+        self.stop = threading.Event()  # set when the callbacks stop being served: the actor stops too
+
+    def _guarded(self, topic: str, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A malformed message is refused, counted and logged; it must not end the node's spinning."""
+        from robot_rl.ros.convert import MessageError
+
+        def guarded(msg: Any) -> None:
+            try:
+                callback(msg)
+            except MessageError as e:
+                self.refused += 1
+                self.get_logger().warning(f"actor_node refused a message on {topic}: {e}")
+
+        return guarded
 
     def work(self) -> Any:
         """The actor's loop, in the main thread while another spins the subscriptions."""
@@ -300,8 +315,20 @@ def run(node_class: type[BridgeNode], args: list[str] | None = None) -> None:
         if hasattr(node, "work"):
             import threading
 
-            threading.Thread(target=rclpy.spin, args=(node,), name="spin", daemon=True).start()
-            node.work()
+            def spin(node: Any = node) -> None:
+                try:
+                    rclpy.spin(node)
+                finally:
+                    node.stop.set()  # no more messages: the work must not go on with stale ones
+
+            spinner = threading.Thread(target=spin, name="spin", daemon=True)
+            spinner.start()
+            try:
+                node.work()
+            finally:
+                if rclpy.ok():
+                    rclpy.shutdown()
+                spinner.join(5.0)
         else:
             rclpy.spin(node)
     except KeyboardInterrupt:
