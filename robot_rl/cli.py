@@ -9,6 +9,7 @@ from pathlib import Path
 
 from robot_rl.config import ConfigError, load_config, to_yaml
 from robot_rl.data.episode_store import StoreFormatError
+from robot_rl.rl.checkpoints import CheckpointError, checkpoint_file, load_agent_state, load_checkpoint
 
 
 def _run_dir(cfg, command: str) -> Path:
@@ -172,6 +173,8 @@ def cmd_train(overrides: list[str]) -> int:
     from robot_rl.rl.train import train_in_process
 
     cfg = load_config(overrides, name="train")
+    if cfg.init:
+        checkpoint_file(cfg.init)  # a wrong path fails now, not in the learner process
     run_dir = _run_dir(cfg, "train")
     _setup_logging()
     if cfg.train.processes == 1:
@@ -187,6 +190,24 @@ def cmd_train(overrides: list[str]) -> int:
               + (f"; period error p99 {timing.period_error_ms_p99:.2f} ms" if timing.samples else ""))
     (run_dir / "curve.txt").write_text(_curve_table(report.curve) + "\n")
     print(f"run folder (config, replay, checkpoint): {run_dir}")
+    return 0
+
+
+def cmd_offline(overrides: list[str]) -> int:
+    """Train a policy from recordings alone (data=PATH[,PATH...]): offline.method=calql|bc."""
+    from robot_rl.report import format_table
+    from robot_rl.rl.offline import train_offline
+
+    cfg = load_config(overrides, name="train")
+    run_dir = _run_dir(cfg, "offline")
+    _setup_logging()
+    report = train_offline(cfg, run_dir, cfg.logging.progress_bar)
+    print(f"offline {cfg.offline.method}: {report.episodes} episodes, {report.transitions} transitions, "
+          f"{report.updates} updates, wall={report.wall_s:.0f}s")
+    if report.curve:
+        print(format_table(["updates", "eval success"], [[u, f"{s:.0%}"] for u, s in report.curve]))
+    print(f"checkpoint: {report.checkpoint}")
+    print(f"fine-tune on the robot: robot-rl train init={run_dir} data={cfg.data}")
     return 0
 
 
@@ -213,7 +234,7 @@ def cmd_actor(overrides: list[str]) -> int:
 
 
 def cmd_eval(overrides: list[str]) -> int:
-    """Evaluate a learner checkpoint (checkpoint=PATH): per-episode table, optional video."""
+    """Evaluate a checkpoint (checkpoint=PATH, a file or run folder): per-episode table, optional video."""
     import torch
 
     from robot_rl.env.factory import make_env
@@ -223,15 +244,11 @@ def cmd_eval(overrides: list[str]) -> int:
     cfg = load_config(overrides, name="train")
     if not cfg.checkpoint:
         raise ConfigError("invalid value for 'checkpoint': give the checkpoint to evaluate, checkpoint=PATH")
-    path = Path(cfg.checkpoint)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    if not path.is_file():
-        raise ConfigError(f"invalid value for 'checkpoint': no checkpoint at {path}")
+    path = checkpoint_file(cfg.checkpoint)
     env = make_env(cfg, render_mode="rgb_array" if cfg.video else None)
     try:
         agent = make_agent(cfg, env, torch.device("cpu"))
-        agent.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["agent"])
+        load_agent_state(agent, load_checkpoint(path)["agent"], path)
         policy = FunctionPolicy(lambda obs: agent.act(obs, deterministic=True))
         run_dir = _run_dir(cfg, "eval")
         results = rollout(env, policy, cfg.episodes, cfg.seed + 100_000, cfg.video, cfg.logging.progress_bar)
@@ -293,8 +310,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"rollout": cmd_rollout, "record": cmd_record, "train": cmd_train, "learner": cmd_learner,
-            "actor": cmd_actor, "eval": cmd_eval}
+COMMANDS = {"rollout": cmd_rollout, "record": cmd_record, "train": cmd_train, "offline": cmd_offline,
+            "learner": cmd_learner, "actor": cmd_actor, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"robot-rl: config error: {e}", file=sys.stderr)
         return 2
-    except StoreFormatError as e:
+    except (StoreFormatError, CheckpointError) as e:
         print(f"robot-rl: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

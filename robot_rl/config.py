@@ -18,7 +18,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from robot_rl.rl.settings import AgentConfig, LearnerConfig
+from robot_rl.rl.settings import AgentConfig, LearnerConfig, OfflineConfig
 
 
 class ConfigError(ValueError):
@@ -197,7 +197,9 @@ class TrainConfig(Config):
     learner: LearnerSection = field(default_factory=LearnerSection)
     train: TrainSection = field(default_factory=TrainSection)
     critic: CriticSection = field(default_factory=CriticSection)
-    data: str | None = None  # critic train / eval: EpisodeStore(s), comma-separated
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
+    data: str | None = None  # offline, train, critic train / eval: EpisodeStore(s), comma-separated
+    init: str | None = None  # train: start from this checkpoint (e.g. robot-rl offline's)
     out: str | None = None  # critic train: where the trained critic goes
 
 
@@ -353,6 +355,21 @@ def validate_training(cfg: DictConfig) -> None:
     need(cfg.train.eval_every > 0 and cfg.train.eval_episodes > 0, "train.eval_every",
          "eval_every and eval_episodes must be > 0")
     need(cfg.train.rate_hz is None or cfg.train.rate_hz > 0, "train.rate_hz", "must be > 0 or null")
+    try:
+        OfflineConfig(**OmegaConf.to_container(cfg.offline))
+    except ValueError as e:
+        raise ConfigError(f"invalid value for 'offline': {e}") from None
+
+
+def data_paths(cfg: DictConfig) -> list[Path]:
+    """The EpisodeStores named by ``data=PATH[,PATH...]``; each must exist."""
+    if not cfg.data:
+        raise ConfigError("invalid value for 'data': name the EpisodeStore(s) to read, data=PATH[,PATH...]")
+    paths = [Path(p.strip()) for p in str(cfg.data).split(",") if p.strip()]
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(f"invalid value for 'data': no EpisodeStore at {path}")
+    return paths
 
 
 def to_yaml(cfg: DictConfig) -> str:

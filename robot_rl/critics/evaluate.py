@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from robot_rl.config import ConfigError
+from robot_rl.config import ConfigError, data_paths
 from robot_rl.critics.base import Frames
 from robot_rl.critics.composer import RewardComposer
 from robot_rl.critics.factory import make_critic
@@ -37,12 +37,8 @@ def recorded_episodes(cfg: DictConfig) -> Iterator[Recorded]:
     """The complete episodes of the stores in ``cfg.data``, with the configured cameras' frames."""
     from robot_rl.data import EpisodeStore
 
-    if not cfg.data:
-        raise ConfigError("invalid value for 'data': name the EpisodeStore(s) to read, data=PATH[,PATH...]")
     cameras = list(cfg.cameras)
-    for path in str(cfg.data).split(","):
-        if not Path(path).exists():
-            raise ConfigError(f"invalid value for 'data': no EpisodeStore at {path}")
+    for path in data_paths(cfg):
         with EpisodeStore.open(path) as store:
             missing = [c for c in cameras if c not in store.spec.obs]
             if missing:

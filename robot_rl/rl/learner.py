@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from robot_rl.critics.relabel import Relabeler
 from robot_rl.data import EpisodeStore, MixtureSampler, ReplayBuffer, StoreSpec
 from robot_rl.data.sampling import BatchPrefetcher
 from robot_rl.rl.agent import SACAgent
+from robot_rl.rl.checkpoints import CHECKPOINT, checkpoint_file, load_agent_state, load_checkpoint, save_checkpoint
 from robot_rl.rl.records import AssembledEpisode, EpisodeAssembler
 from robot_rl.rl.settings import LearnerConfig
 
 log = logging.getLogger("robot_rl.learner")
 
-CHECKPOINT = "checkpoint.pt"
 REPLAY_STORE = "replay.zarr"
 METRICS = "metrics.jsonl"
 
@@ -39,7 +37,7 @@ class Learner:
                  demo_stores: Sequence[str | Path] = (), publish: Callable[[int, Mapping[str, np.ndarray]], None]
                  | None = None, seed: int = 0,
                  log_metrics: Callable[[Mapping[str, object], int], None] | None = None,
-                 relabeler: Relabeler | None = None):
+                 relabeler: Relabeler | None = None, init: str | Path | None = None):
         self.agent, self.spec, self.cfg = agent, spec, cfg
         self.relabeler = relabeler  # a slow critic's: episodes reach the buffers once it has judged them
         if relabeler is not None:
@@ -70,8 +68,10 @@ class Learner:
                 self._load_store(replay, demo=False)
             if cfg.record:
                 self.store = EpisodeStore.append_or_create(replay, spec)
-            if (self.run_dir / CHECKPOINT).exists():
-                self.restore(self.run_dir / CHECKPOINT)
+        if self.run_dir is not None and (self.run_dir / CHECKPOINT).exists():
+            self.restore(self.run_dir / CHECKPOINT)  # a restarted run continues from its own checkpoint
+        elif init is not None:
+            self.start_from(init)
 
     # ------------------------------------------------------------------ data in
     def _load_store(self, path: str | Path, demo: bool) -> None:
@@ -170,20 +170,23 @@ class Learner:
         """Write run_dir/checkpoint.pt atomically (a crash mid-write leaves the previous one)."""
         if self.run_dir is None:
             raise ValueError("this learner has no run_dir to checkpoint into")
-        path = self.run_dir / CHECKPOINT
-        tmp = path.with_suffix(".pt.tmp")
-        torch.save({"agent": self.agent.state_dict(), "env_steps_at_checkpoint": self.env_steps,
-                    "weights_version": self.weights_version}, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return path
+        return save_checkpoint(self.run_dir / CHECKPOINT, {
+            "agent": self.agent.state_dict(), "env_steps_at_checkpoint": self.env_steps,
+            "weights_version": self.weights_version})
 
     def restore(self, path: str | Path) -> None:
-        state = torch.load(path, map_location=self.agent.device, weights_only=True)
-        self.agent.load_state_dict(state["agent"])
-        self.weights_version = int(state["weights_version"])
+        state = load_checkpoint(path, self.agent.device)
+        load_agent_state(self.agent, state["agent"], path)
+        self.weights_version = int(state.get("weights_version", 0))
         log.info("resumed from %s at update %d", path, self.agent.updates)
+
+    def start_from(self, path: str | Path) -> None:
+        """Take the networks (and optimiser states) of another run's checkpoint, e.g. an offline
+        one, as this run's starting point; the update count starts again from 0."""
+        state = load_checkpoint(path, self.agent.device)
+        load_agent_state(self.agent, state["agent"], path)
+        self.agent.updates = 0
+        log.info("starting from %s", checkpoint_file(path))
 
     def close(self) -> None:
         if self.relabeler is not None:

@@ -35,7 +35,16 @@ from robot_rl.rl.learner import Learner
 from robot_rl.rl.pacing import TimingSummary
 from robot_rl.rl.run_log import WandbLog
 from robot_rl.rl.settings import AgentConfig, LearnerConfig
-from robot_rl.rl.train import DEMO_STORE, RandomWarmup, _section, evaluate, pick_device, record_demos
+from robot_rl.rl.train import (
+    DEMO_STORE,
+    RandomWarmup,
+    _section,
+    demo_sources,
+    evaluate,
+    pick_device,
+    random_steps,
+    record_demos,
+)
 from robot_rl.teleop.device import TeleopDevice
 from robot_rl.teleop.factory import with_operator
 
@@ -78,11 +87,11 @@ def run_learner(cfg: DictConfig, run_dir: Path, stop: threading.Event | None = N
     obs_space, action_dim = spaces_from_config(cfg)
     agent = SACAgent(obs_space, action_dim, AgentConfig(**_section(cfg.agent, AgentConfig)),
                      device=pick_device(cfg.learner.device), seed=cfg.seed)
-    demos = [run_dir / DEMO_STORE] if (run_dir / DEMO_STORE).exists() else []
+    demos = demo_sources(cfg, run_dir)
     wandb_log = WandbLog(cfg, run_dir, "learner")
     learner = Learner(agent, StoreSpec.from_spaces(obs_space, action_dim),
                       LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir / "learner", demos,
-                      seed=cfg.seed, log_metrics=wandb_log.log, relabeler=relabeler_for(cfg))
+                      seed=cfg.seed, log_metrics=wandb_log.log, relabeler=relabeler_for(cfg), init=cfg.init)
     server = LearnerServer(cfg.learner.address, resolve_token(cfg), learner.ingest, tls=_tls(cfg))
     learner.publish_fn = server.publish_weights
     server.start()
@@ -194,7 +203,7 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
                 time.sleep(0.02)
 
     wandb_log = WandbLog(cfg, run_dir, "actor")
-    policy = RandomWarmup(agent, cfg.train.random_steps, env.action_space, cfg.seed)
+    policy = RandomWarmup(agent, random_steps(cfg), env.action_space, cfg.seed)
     # the simulator runs as fast as it can unless told otherwise; a real robot runs at its control rate
     rate_hz = cfg.train.rate_hz or (None if simulated else cfg.robot.control_hz)
     actor = Actor(acting_env, policy, send=streamer.put, store=store, rate_hz=rate_hz,

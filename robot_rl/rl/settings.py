@@ -68,3 +68,32 @@ class LearnerConfig:
         if not 0.0 <= self.demo_ratio <= 1.0 or self.utd_ratio <= 0:
             raise ValueError(f"demo_ratio must be in [0, 1] and utd_ratio > 0, got {self.demo_ratio}, "
                              f"{self.utd_ratio}")
+
+
+OFFLINE_METHODS = ("bc", "calql")
+
+
+@dataclass
+class OfflineConfig:
+    """`robot-rl offline`: learning from recordings alone, before (or instead of) the robot."""
+
+    method: str = "calql"  # bc: the actor imitates the data | calql: Cal-QL critic, SAC actor plus a BC term
+    updates: int = 20_000  # gradient updates in all (a resumed run continues to this count)
+    bc_weight: float = 1.0  # calql: weight of the actor's behaviour-cloning term (0: pure Cal-QL)
+    cql_alpha: float = 1.0  # calql: weight of the conservative term
+    cql_samples: int = 4  # calql: actions per kind (random, policy at s, policy at s') in the conservative term
+    calibrated: bool = True  # calql: policy actions' Q floored at the data's Monte-Carlo return; false: CQL
+    eval_every: int = 2000  # updates between evaluations in sim (0: none; never on hardware data)
+    eval_episodes: int = 10
+    checkpoint_every: int = 1000  # updates between atomic checkpoints
+    log_every: int = 100  # updates between metric lines (metrics.jsonl, wandb)
+
+    def __post_init__(self) -> None:
+        if self.method not in OFFLINE_METHODS:
+            raise ValueError(f"method must be one of {OFFLINE_METHODS}, got {self.method!r}")
+        if self.updates < 1 or self.checkpoint_every < 1 or self.log_every < 1 or self.cql_samples < 1:
+            raise ValueError("updates, checkpoint_every, log_every and cql_samples must be >= 1")
+        if self.eval_every < 0 or self.eval_episodes < 1:
+            raise ValueError("eval_every must be >= 0 and eval_episodes >= 1")
+        if self.bc_weight < 0 or self.cql_alpha < 0:
+            raise ValueError(f"bc_weight and cql_alpha must be >= 0, got {self.bc_weight}, {self.cql_alpha}")

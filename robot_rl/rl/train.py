@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from robot_rl.config import data_paths
 from robot_rl.critics.training import relabeler_for, with_critic
 from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.env.factory import make_env
@@ -56,7 +57,20 @@ def make_learner(cfg: DictConfig, env: RobotEnv, run_dir: Path, demo_stores: lis
     agent = make_agent(cfg, env, pick_device(cfg.learner.device))
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
     return Learner(agent, spec, LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir, demo_stores,
-                   seed=cfg.seed, **kwargs)
+                   seed=cfg.seed, init=cfg.init, **kwargs)
+
+
+def demo_sources(cfg: DictConfig, run_dir: Path) -> list[Path]:
+    """The demo buffer's stores: the scripted demos recorded into run_dir (``train.demos``), if
+    any, and the recordings named by ``data=``."""
+    stores = [run_dir / DEMO_STORE] if (run_dir / DEMO_STORE).exists() else []
+    return stores + (data_paths(cfg) if cfg.data else [])
+
+
+def random_steps(cfg: DictConfig) -> int:
+    """Uniform-random actions before the policy acts: none when starting from a checkpoint
+    (``init=``), whose policy is worth acting with from the first step."""
+    return 0 if cfg.init else cfg.train.random_steps
 
 
 def record_demos(cfg: DictConfig, path: Path, episodes: int) -> Path:
@@ -131,14 +145,16 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
     started = time.perf_counter()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    demos = [record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)] if cfg.train.demos else []
+    if cfg.train.demos:
+        record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)
+    demos = demo_sources(cfg, run_dir)
     env, eval_env = with_critic(make_env(cfg), cfg), make_env(cfg)
     acting_env, console = with_operator(env, cfg)
     wandb_log = WandbLog(cfg, run_dir, "train")
     learner = make_learner(cfg, env, run_dir / "learner", demos, log_metrics=wandb_log.log,
                            relabeler=relabeler_for(cfg))
     agent = learner.agent
-    policy = RandomWarmup(agent, max(0, cfg.train.random_steps - learner.env_steps), env.action_space, cfg.seed)
+    policy = RandomWarmup(agent, max(0, random_steps(cfg) - learner.env_steps), env.action_space, cfg.seed)
     actor = Actor(acting_env, policy, send=lambda record: learner.ingest("local", [record]), seed=cfg.seed,
                   console=console)
     actor.total_steps = learner.env_steps

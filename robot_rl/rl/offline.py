@@ -1,0 +1,317 @@
+"""`robot-rl offline`: learn a policy from recordings alone, to start online training from.
+
+Two methods, on the same :class:`SACAgent` networks that online training uses, so an offline
+checkpoint is a starting point for ``robot-rl train init=...`` as it is:
+
+- ``bc``: the actor imitates the recorded actions (squared error of its mean action).
+- ``calql``: Cal-QL (Nakamoto et al., 2023). The critic learns by TD with CQL's conservative
+  term, which pushes Q down on actions the data does not take (random ones and the policy's)
+  and up on the data's; Cal-QL floors the policy actions' Q at the data's Monte-Carlo return
+  so that the values stay calibrated and online fine-tuning does not begin with a collapse.
+  The actor is SAC's plus ``bc_weight`` times the BC term.
+
+Rewards are the recorded ones, or any critic's (``critic.name``), recomputed as the episodes
+load. Metrics go to run_dir/metrics.jsonl and wandb; checkpoints are atomic and a run given
+the same ``run_dir`` resumes from its last one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from robot_rl.config import ConfigError, data_paths
+from robot_rl.data import EpisodeStore, ReplayBuffer, StoreSpec
+from robot_rl.data.sampling import BatchPrefetcher
+from robot_rl.data.spec import KeySpec
+from robot_rl.env.robot_env import STATE_KEY
+from robot_rl.rl.agent import SACAgent, gripper_choice
+from robot_rl.rl.checkpoints import CHECKPOINT, load_agent_state, load_checkpoint, save_checkpoint
+from robot_rl.rl.run_log import WandbLog
+from robot_rl.rl.settings import OfflineConfig
+
+log = logging.getLogger("robot_rl.offline")
+
+MC_RETURN = "mc_return"  # the replay key holding each step's discounted return-to-go
+METRICS = "metrics.jsonl"
+
+
+def discounted_returns(reward: np.ndarray, discount: float) -> np.ndarray:
+    """Return-to-go of every step of one episode. After the last step nothing more is counted:
+    for a termination that is exact, for a time limit it is a lower bound when rewards are
+    ≥ 0 (Cal-QL needs only a lower bound)."""
+    out = np.zeros(len(reward), dtype=np.float32)
+    running = 0.0
+    for t in range(len(reward) - 1, -1, -1):
+        running = float(reward[t]) + discount * running
+        out[t] = running
+    return out
+
+
+class OfflineUpdater:
+    """One gradient step of ``bc`` or ``calql`` on a batch, on a :class:`SACAgent`'s networks
+    and optimisers (batches as the replay buffer gives them, plus ``mc_return`` for calql)."""
+
+    def __init__(self, agent: SACAgent, cfg: OfflineConfig):
+        self.agent, self.cfg = agent, cfg
+
+    def update(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        agent = self.agent
+        obs = batch["obs"]
+        images = agent.encoder.backbone_features(agent._images(obs, augment=True))
+        state = obs[STATE_KEY].float()
+        full_action = batch["action"].float()
+        action = full_action[:, : agent.continuous_dim]
+        if self.cfg.method == "bc":
+            features = agent.encoder(images, state)
+            metrics = {"bc_loss": self._bc_step(features, action, full_action)}
+            agent.updates += 1
+            return metrics
+
+        next_obs = batch["next_obs"]
+        next_images = agent.encoder.backbone_features(agent._images(next_obs, augment=True))
+        next_state = next_obs[STATE_KEY].float()
+        reward = batch["reward"].float().view(-1)
+        not_done = 1.0 - batch["terminated"].float().view(-1)
+        mc_return = batch[MC_RETURN].float().view(-1)
+        with torch.autocast(agent.device.type, dtype=torch.bfloat16, enabled=agent.autocast):
+            with torch.no_grad():
+                next_features = agent.encoder(next_images, next_state)
+                next_action, next_log_prob = agent.actor.sample(next_features)
+                target_q = agent.target_critic(agent.target_encoder(next_images, next_state), next_action)
+                target_v = target_q.min(dim=0).values.float() - agent.alpha.detach() * next_log_prob.float()
+                target = reward + agent.cfg.discount * not_done * target_v
+            features = agent.encoder(images, state)
+            q = agent.critic(features, action).float()
+            td_loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(1).sum()
+            conservative, q_policy = self._conservative(features, next_features, q, mc_return)
+            critic_loss = td_loss + self.cfg.cql_alpha * conservative
+        agent._step(agent.critic_opt, critic_loss, [*agent.encoder.parameters(), *agent.critic.parameters()])
+        agent._polyak()
+        agent.updates += 1
+        metrics = {"critic_loss": critic_loss.item(), "td_loss": td_loss.item(), "cql_loss": conservative.item(),
+                   "q": q.mean().item(), "q_policy": q_policy, "target_q": target.mean().item(),
+                   "mc_return": mc_return.mean().item()}
+        if agent.gripper_q is not None:
+            metrics.update(self._gripper_step(features.detach(), next_features, full_action[:, -1], reward,
+                                              not_done))
+        if agent.updates % agent.cfg.actor_update_every == 0:
+            metrics.update(self._actor_step(features.detach(), action))
+        return metrics
+
+    def _conservative(self, features: torch.Tensor, next_features: torch.Tensor, q_data: torch.Tensor,
+                      mc_return: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """CQL(H)'s term, logsumexp over sampled actions of Q minus Q of the data's action, per
+        critic; with ``calibrated`` the policy actions' Q is floored at the return (Cal-QL)."""
+        agent, n = self.agent, self.cfg.cql_samples
+        batch, dim = features.shape[0], agent.continuous_dim
+        repeated = features.repeat_interleave(n, dim=0)
+        with torch.no_grad():
+            random_action = torch.rand(batch * n, dim, device=features.device) * 2 - 1
+            policy_action, policy_log_prob = agent.actor.sample(repeated.detach())
+            next_action, next_log_prob = agent.actor.sample(next_features.repeat_interleave(n, dim=0))
+
+        def q_of(a: torch.Tensor) -> torch.Tensor:  # (critics, batch, n)
+            return agent.critic(repeated, a).float().view(-1, batch, n)
+
+        q_random = q_of(random_action) - dim * math.log(0.5)  # ÷ the uniform density on [-1, 1]^d
+        q_policy, q_next = q_of(policy_action), q_of(next_action)
+        if self.cfg.calibrated:
+            floor = mc_return.view(1, batch, 1)
+            q_policy, q_next = torch.maximum(q_policy, floor), torch.maximum(q_next, floor)
+        stacked = torch.cat([q_random, q_policy - policy_log_prob.float().view(1, batch, n),
+                             q_next - next_log_prob.float().view(1, batch, n)], dim=2)
+        gap = torch.logsumexp(stacked, dim=2) - q_data
+        return gap.mean(1).sum(), q_policy.mean().item()
+
+    def _bc_step(self, features: torch.Tensor, action: torch.Tensor, full_action: torch.Tensor) -> float:
+        """Squared error of the actor's mean action (and, with a gripper critic, cross-entropy
+        of the gripper choice). The encoder learns with it, through the critic's optimiser,
+        which holds it; so every optimiser state is in the agent's checkpoint."""
+        agent = self.agent
+        loss = F.mse_loss(agent.actor.mode(features), action)
+        optimizers = [agent.critic_opt, agent.actor_opt]
+        if agent.gripper_q is not None:
+            loss = loss + F.cross_entropy(agent.gripper_q(features), gripper_choice(full_action[:, -1]))
+            optimizers.append(agent.gripper_opt)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if agent.cfg.grad_clip is not None:
+            params = [p for o in optimizers for g in o.param_groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, agent.cfg.grad_clip)
+        for optimizer in optimizers:
+            optimizer.step()
+        return loss.item()
+
+    def _actor_step(self, features: torch.Tensor, action: torch.Tensor) -> dict[str, float]:
+        agent = self.agent
+        sampled, log_prob = agent.actor.sample(features)
+        log_prob = log_prob.float()
+        q = agent.critic(features, sampled).float().mean(0)
+        bc = F.mse_loss(agent.actor.mode(features), action)
+        actor_loss = (agent.alpha.detach() * log_prob - q).mean() + self.cfg.bc_weight * bc
+        agent._step(agent.actor_opt, actor_loss, agent.actor.parameters())
+        alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
+        agent._step(agent.alpha_opt, alpha_loss, [agent.log_alpha])
+        return {"actor_loss": actor_loss.item(), "bc_loss": bc.item(), "alpha": agent.alpha.item(),
+                "entropy": -log_prob.mean().item()}
+
+    def _gripper_step(self, features: torch.Tensor, next_features: torch.Tensor, command: torch.Tensor,
+                      reward: torch.Tensor, not_done: torch.Tensor) -> dict[str, float]:
+        """The gripper critic's double DQN plus discrete CQL: logsumexp over the choices minus
+        the data's choice."""
+        agent = self.agent
+        choice = gripper_choice(command)
+        with torch.no_grad():
+            best_next = agent.gripper_q(next_features.float()).argmax(-1, keepdim=True)
+            next_q = agent.gripper_target(next_features.float()).gather(-1, best_next).squeeze(-1)
+            penalised = reward - agent.cfg.gripper_penalty * (choice != 1).float()
+            target = penalised + agent.cfg.discount * not_done * next_q
+        all_q = agent.gripper_q(features.float())
+        q = all_q.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+        conservative = (torch.logsumexp(all_q, dim=-1) - q).mean()
+        loss = F.mse_loss(q, target) + self.cfg.cql_alpha * conservative
+        agent._step(agent.gripper_opt, loss, agent.gripper_q.parameters())
+        with torch.no_grad():
+            torch._foreach_lerp_(list(agent.gripper_target.parameters()), list(agent.gripper_q.parameters()),
+                                 agent.cfg.tau)
+        return {"gripper_loss": loss.item(), "gripper_q": q.mean().item()}
+
+
+# ---------------------------------------------------------------------- data
+def load_offline_buffer(cfg: DictConfig, spec: StoreSpec) -> tuple[ReplayBuffer, dict[str, Any]]:
+    """Every complete episode of the stores in ``cfg.data`` in one buffer, with its return-to-go;
+    rewards relabeled by ``cfg.critic`` unless it is ``env``."""
+    from robot_rl.critics.relabel import relabel_episode
+    from robot_rl.critics.training import reward_config
+
+    relabel = None
+    if cfg.critic.name != "env":
+        from robot_rl.critics.factory import make_critic
+
+        critic, rewards, task = make_critic(cfg), reward_config(cfg), cfg.task.name
+        relabel = lambda episode: relabel_episode(episode, critic, task, list(cfg.cameras), rewards)  # noqa: E731
+    stores = [EpisodeStore.open(path, mode="r") for path in data_paths(cfg)]
+    try:
+        for store in stores:
+            if store.spec != spec:
+                theirs = {k: (v.shape, v.dtype) for k, v in store.spec.obs.items()}
+                raise ConfigError(f"invalid value for 'data': {store.path} holds observations {theirs} and "
+                                  f"{store.spec.steps['action'].shape[0]}-d actions, not what this config "
+                                  f"(cameras=, robot=, task=) gives; pass the config it was recorded with")
+        selected = [(s, info) for s in stores for info in s.episodes(complete=True)]
+        if not selected:
+            raise ConfigError(f"invalid value for 'data': {cfg.data} holds no complete episode")
+        buffer_spec = StoreSpec(spec.obs, {**spec.steps, MC_RETURN: KeySpec((), "float32")})
+        buffer = ReplayBuffer(buffer_spec, sum(info.length + 1 for _, info in selected))
+        tasks = sorted({info.task for _, info in selected if info.task})
+        for store, info in selected:
+            episode = store.load_episode(info.index)
+            if relabel is not None:
+                episode = relabel(episode)
+            episode[MC_RETURN] = discounted_returns(np.asarray(episode["reward"]), cfg.agent.discount)
+            buffer.add_episode(episode)
+        summary = {"episodes": len(selected), "transitions": len(buffer), "tasks": tasks,
+                   "successes": sum(bool(info.success) for _, info in selected)}
+        return buffer, summary
+    finally:
+        for store in stores:
+            store.close()
+
+
+# ---------------------------------------------------------------------- the command
+@dataclass
+class OfflineReport:
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (updates, eval success)
+    updates: int = 0
+    episodes: int = 0
+    transitions: int = 0
+    checkpoint: Path | None = None
+    wall_s: float = 0.0
+
+    @property
+    def final_success(self) -> float:
+        return self.curve[-1][1] if self.curve else float("nan")
+
+
+def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> OfflineReport:
+    """``cfg.offline.updates`` updates on ``cfg.data``, evaluating in sim every
+    ``offline.eval_every`` (and at the end); resumes from run_dir/checkpoint.pt if there is one."""
+    from robot_rl.env.factory import make_env, spaces_from_config
+    from robot_rl.rl.settings import AgentConfig
+    from robot_rl.rl.train import _section, evaluate, pick_device
+
+    started = time.perf_counter()
+    ocfg = OfflineConfig(**_section(cfg.offline, OfflineConfig))
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    obs_space, action_dim = spaces_from_config(cfg)
+    spec = StoreSpec.from_spaces(obs_space, action_dim)
+    buffer, data = load_offline_buffer(cfg, spec)
+    log.info("offline data: %d episodes (%d successful), %d transitions, tasks %s", data["episodes"],
+             data["successes"], data["transitions"], data["tasks"] or "unrecorded")
+    simulated = cfg.robot.backend == "sim"
+    if simulated and data["tasks"] and data["tasks"] != [cfg.task.name]:
+        log.warning("the data was recorded on task(s) %s but evaluation runs task=%s", data["tasks"], cfg.task.name)
+    agent = SACAgent(obs_space, action_dim, AgentConfig(**_section(cfg.agent, AgentConfig)),
+                     device=pick_device(cfg.learner.device), seed=cfg.seed)
+    updater = OfflineUpdater(agent, ocfg)
+    report = OfflineReport(episodes=data["episodes"], transitions=data["transitions"])
+    path = run_dir / CHECKPOINT
+    if path.exists():
+        state = load_checkpoint(path, agent.device)
+        load_agent_state(agent, state["agent"], path)
+        report.curve = [tuple(p) for p in state.get("offline", {}).get("curve", [])]
+        log.info("resumed from %s at update %d", path, agent.updates)
+
+    def checkpoint() -> None:
+        report.checkpoint = save_checkpoint(path, {
+            "agent": agent.state_dict(), "weights_version": 0,
+            "offline": {"method": ocfg.method, "curve": [list(p) for p in report.curve], "data": str(cfg.data)}})
+
+    eval_env = make_env(cfg) if simulated and ocfg.eval_every > 0 else None
+    wandb_log = WandbLog(cfg, run_dir, "offline")
+    prefetcher = BatchPrefetcher(buffer, cfg.learner.batch_size, device=agent.device, seed=cfg.seed + agent.updates)
+    bar = tqdm(total=ocfg.updates, initial=agent.updates, unit="update", disable=not progress_bar,
+               dynamic_ncols=True)
+    try:
+        while agent.updates < ocfg.updates:
+            metrics = updater.update(next(prefetcher))
+            bar.update(1)
+            if agent.updates % ocfg.log_every == 0:
+                line = {"time": time.time(), "updates": agent.updates, **metrics}
+                with open(run_dir / METRICS, "a") as f:
+                    f.write(json.dumps(line) + "\n")
+                wandb_log.log(metrics, agent.updates)
+                bar.set_postfix(loss=f"{metrics.get('critic_loss', metrics.get('bc_loss', 0)):.3f}",
+                                **({"eval": f"{report.curve[-1][1]:.0%}"} if report.curve else {}))
+            due = eval_env is not None and (agent.updates % ocfg.eval_every == 0 or agent.updates == ocfg.updates)
+            if due and (not report.curve or report.curve[-1][0] != agent.updates):
+                success = evaluate(agent, eval_env, ocfg.eval_episodes)
+                report.curve.append((agent.updates, success))
+                wandb_log.log({"eval_success": success}, agent.updates)
+                log.info("update %d: eval success %.2f", agent.updates, success)
+            if agent.updates % ocfg.checkpoint_every == 0:
+                checkpoint()
+        checkpoint()
+    finally:
+        bar.close()
+        prefetcher.close()
+        wandb_log.close()
+        if eval_env is not None:
+            eval_env.close()
+    report.updates, report.wall_s = agent.updates, time.perf_counter() - started
+    return report

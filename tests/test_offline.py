@@ -1,0 +1,221 @@
+"""Offline training (`robot-rl offline`): BC and Cal-QL updates, the command with its
+checkpoints and resume, starting online training from its checkpoint, and the errors."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from robot_rl.cli import main
+from robot_rl.config import ConfigError, load_config
+from robot_rl.data import EpisodeStore, StoreSpec
+from robot_rl.env.factory import make_env, spaces_from_config
+from robot_rl.rl.agent import SACAgent
+from robot_rl.rl.checkpoints import CheckpointError, load_checkpoint
+from robot_rl.rl.offline import MC_RETURN, OfflineUpdater, discounted_returns, load_offline_buffer
+from robot_rl.rl.settings import AgentConfig, OfflineConfig
+
+CAMERAS = ["cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]", "cameras.wrist.resolution=[32,32]",
+           "cameras.wrist.size=[32,32]"]
+SMALL = [*CAMERAS, "agent.hidden=[32,32]", "agent.encoder_features=16", "learner.batch_size=16",
+         "logging.progress_bar=false", "logging.wandb=disabled", "train.threads=1"]
+
+
+def test_discounted_returns_count_the_rewards_to_go():
+    np.testing.assert_allclose(discounted_returns(np.array([0, 0, 1], np.float32), 0.5), [0.25, 0.5, 1.0])
+    np.testing.assert_allclose(discounted_returns(np.array([1, 1], np.float32), 1.0), [2.0, 1.0])
+
+
+# ---------------------------------------------------------------------- the updates, on synthetic data
+def _agent(action_dim: int = 2, **agent) -> SACAgent:
+    space = gym.spaces.Dict({"cam": gym.spaces.Box(0, 255, (16, 16, 3), np.uint8),
+                             "state": gym.spaces.Box(-1, 1, (3,), np.float32)})
+    cfg = AgentConfig(hidden=[32, 32], encoder_features=8, augmentation_pad=0, actor_update_every=1, **agent)
+    return SACAgent(space, action_dim, cfg, seed=0)
+
+
+def _batch(n: int = 64, seed: int = 0, mc_return: float = 0.5) -> dict:
+    """Transitions whose action is a fixed function of the state: what BC must learn."""
+    rng = np.random.default_rng(seed)
+    state = rng.uniform(-1, 1, (n, 3)).astype(np.float32)
+    images = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+    action = np.tanh(state[:, :2] * 2).astype(np.float32)
+    obs = {"cam": torch.as_tensor(images), "state": torch.as_tensor(state)}
+    return {"obs": obs, "next_obs": obs, "action": torch.as_tensor(action),
+            "reward": torch.ones(n), "terminated": torch.ones(n, dtype=torch.bool),
+            MC_RETURN: torch.full((n,), mc_return)}
+
+
+def test_bc_learns_the_recorded_actions():
+    agent = _agent()
+    updater = OfflineUpdater(agent, OfflineConfig(method="bc"))
+    batch = _batch()
+    first = updater.update(batch)["bc_loss"]
+    for _ in range(300):
+        last = updater.update(batch)["bc_loss"]
+    assert agent.updates == 301
+    assert last < first / 10
+
+
+def test_calql_values_the_data_above_actions_it_never_took():
+    def gap_after(cql_alpha: float) -> float:
+        agent = _agent()
+        updater = OfflineUpdater(agent, OfflineConfig(method="calql", cql_alpha=cql_alpha, bc_weight=0.0))
+        batch = _batch()
+        for _ in range(150):
+            metrics = updater.update(batch)
+        assert all(np.isfinite(v) for v in metrics.values())
+        with torch.no_grad():
+            obs = batch["obs"]
+            features = agent.encoder(agent.encoder.backbone_features(agent._images(obs, augment=False)),
+                                     obs["state"])
+            data_q = agent.critic(features, batch["action"]).mean()
+            other = -batch["action"]  # the opposite action: never in the data
+            return float(data_q - agent.critic(features, other).mean())
+
+    assert gap_after(1.0) > gap_after(0.0) + 0.5
+
+
+def test_calibration_floors_the_policy_values_at_the_return():
+    batch = _batch(mc_return=5.0)  # far above what untrained critics say
+    calibrated = OfflineUpdater(_agent(), OfflineConfig(method="calql")).update(batch)
+    plain = OfflineUpdater(_agent(), OfflineConfig(method="calql", calibrated=False)).update(batch)
+    assert calibrated["q_policy"] >= 5.0
+    assert plain["q_policy"] < 1.0
+
+
+def test_the_gripper_critic_learns_offline_too():
+    agent = _agent(action_dim=3, gripper_critic=True)
+    batch = _batch()
+    batch["action"] = torch.cat([batch["action"], torch.ones(64, 1)], dim=1)  # always "close"
+    for method in ("bc", "calql"):
+        updater = OfflineUpdater(agent, OfflineConfig(method=method))
+        for _ in range(100):
+            metrics = updater.update(batch)
+        assert all(np.isfinite(v) for v in metrics.values())
+    with torch.no_grad():
+        obs = batch["obs"]
+        features = agent.encoder(agent.encoder.backbone_features(agent._images(obs, augment=False)), obs["state"])
+        assert (agent.gripper_q(features).argmax(-1) == 2).float().mean() > 0.9
+
+
+# ---------------------------------------------------------------------- the command
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    path = tmp_path_factory.mktemp("offline") / "demos.zarr"
+    assert main(["rollout", "task=pick_cube", *CAMERAS, "policy=expert", "episodes=3", f"record={path}",
+                 "logging.progress_bar=false", f"run_dir={path.parent / 'rollout'}"]) == 0
+    return path
+
+
+def test_offline_trains_checkpoints_evaluates_and_resumes(tmp_path, demos, capsys):
+    run = tmp_path / "run"
+    args = ["offline", "task=pick_cube", *SMALL, f"data={demos}", "offline.eval_every=10", "offline.eval_episodes=1",
+            "offline.checkpoint_every=10", "offline.log_every=5", f"run_dir={run}", "logging.wandb=offline"]
+    assert main([*args, "offline.updates=20"]) == 0
+    out = capsys.readouterr().out
+    assert "3 episodes" in out and "20 updates" in out and f"init={run}" in out
+    state = load_checkpoint(run)
+    assert state["agent"]["updates"] == 20 and [u for u, _ in state["offline"]["curve"]] == [10, 20]
+    assert list((run / "wandb").glob("offline-run-*"))
+
+    assert main([*args, "offline.updates=30"]) == 0  # the same run folder: resumes at update 20
+    state = load_checkpoint(run)
+    assert state["agent"]["updates"] == 30 and [u for u, _ in state["offline"]["curve"]] == [10, 20, 30]
+    logged = [json.loads(line)["updates"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [5, 10, 15, 20, 25, 30]
+
+
+def test_offline_rewards_can_come_from_a_critic(tmp_path, demos):
+    assert main(["critic", "train", "task=pick_cube", *CAMERAS, "critic.name=learned_progress", "critic.epochs=1",
+                 f"data={demos}", f"out={tmp_path / 'progress.pt'}", f"run_dir={tmp_path / 'c'}",
+                 "logging.progress_bar=false"]) == 0
+    base = ["task=pick_cube", *SMALL, f"data={demos}"]
+    spec = StoreSpec.from_spaces(*spaces_from_config(load_config(base, name="train")))
+    stored, _ = load_offline_buffer(load_config(base, name="train"), spec)
+    relabeled, _ = load_offline_buffer(load_config([*base, "critic.name=learned_progress",
+                                                    f"critic.path={tmp_path / 'progress.pt'}"], name="train"), spec)
+    rng = np.random.default_rng(0)
+    a, b = stored.sample(200, rng), relabeled.sample(200, np.random.default_rng(0))
+    assert set(np.unique(a["reward"])) <= {0.0, 1.0}  # the sim's sparse rewards
+    assert not set(np.unique(b["reward"])) <= {0.0, 1.0}  # shaped by the critic's progress
+    np.testing.assert_allclose(a[MC_RETURN][a["terminated"]], 1.0)
+    with EpisodeStore.open(demos) as store:  # the return lives in the buffer; the store is untouched
+        assert MC_RETURN not in store.spec.steps
+
+
+def test_offline_data_errors_are_one_line(tmp_path, demos, capsys):
+    base = ["offline", "task=pick_cube", *SMALL, "offline.updates=1", f"run_dir={tmp_path / 'r'}"]
+    assert main(base) == 2
+    assert "name the EpisodeStore(s) to read" in capsys.readouterr().err
+    assert main([*base, f"data={tmp_path / 'none.zarr'}"]) == 2
+    assert "no EpisodeStore at" in capsys.readouterr().err
+    # recorded at 32×32, trained at 64×64
+    assert main(["offline", "task=pick_cube", "logging.progress_bar=false", f"data={demos}",
+                 "offline.updates=1", f"run_dir={tmp_path / 'r2'}"]) == 2
+    assert "not what this config" in capsys.readouterr().err
+    assert main([*base, f"data={demos}", "offline.method=td3"]) == 2
+    assert "offline" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- from offline to online
+def test_train_starts_from_an_offline_checkpoint_with_the_recordings_as_demos(tmp_path, demos, capsys):
+    from robot_rl.rl.train import demo_sources, make_learner, random_steps
+
+    offline = tmp_path / "offline"
+    assert main(["offline", "task=pick_cube", *SMALL, f"data={demos}", "offline.updates=10", "offline.eval_every=0",
+                 f"run_dir={offline}"]) == 0
+    cfg = load_config(["task=pick_cube", *SMALL, f"data={demos}", f"init={offline}"], name="train")
+    assert random_steps(cfg) == 0 and demo_sources(cfg, tmp_path) == [demos]
+    env = make_env(cfg)
+    try:
+        learner = make_learner(cfg, env, tmp_path / "online" / "learner", demo_sources(cfg, tmp_path))
+        want = load_checkpoint(offline)["agent"]["actor"]
+        got = learner.agent.actor.state_dict()
+        assert all(torch.equal(want[k], got[k]) for k in want)
+        assert learner.agent.updates == 0 and len(learner.demo) > 0 and len(learner.online) == 0
+        learner.agent.updates = 7
+        learner.checkpoint()
+        learner.close()
+        # a restarted run continues from its own checkpoint, not from init
+        again = make_learner(cfg, env, tmp_path / "online" / "learner", [])
+        assert again.agent.updates == 7
+        again.close()
+    finally:
+        env.close()
+
+    assert main(["train", "task=pick_cube", *SMALL, f"data={demos}", f"init={offline}", "train.processes=1",
+                 "train.env_steps=30", "train.eval_every=30", "train.eval_episodes=1",
+                 "learner.warmup_transitions=10", f"run_dir={tmp_path / 'ft'}"]) == 0
+    assert load_checkpoint(tmp_path / "ft")["agent"]["updates"] == 30  # the run folder's learner/checkpoint.pt
+    capsys.readouterr()
+
+
+def test_bad_init_checkpoints_are_one_line_errors(tmp_path, capsys):
+    args = ["train", "task=pick_cube", *SMALL, "train.processes=1", f"run_dir={tmp_path / 'r'}"]
+    assert main([*args, f"init={tmp_path / 'nothing'}"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main([*args, f"init={tmp_path / 'junk.pt'}"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(CheckpointError, match="does not fit this agent"):
+        other = _agent()  # other cameras and sizes than pick_cube's
+        torch.save({"agent": other.state_dict()}, tmp_path / "other.pt")
+        cfg = load_config(["task=pick_cube", *SMALL, f"init={tmp_path / 'other.pt'}"], name="train")
+        from robot_rl.rl.train import make_learner
+
+        env = make_env(cfg)
+        try:
+            make_learner(cfg, env, tmp_path / "l", [])
+        finally:
+            env.close()
+
+
+def test_offline_config_is_checked(tmp_path):
+    with pytest.raises(ConfigError, match="offline"):
+        load_config(["offline.updates=0"], name="train")
+    with pytest.raises(ConfigError, match="offline"):
+        load_config(["offline.cql_alpha=-1"], name="train")
