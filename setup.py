@@ -64,6 +64,7 @@ INSTALL = [
     "grpcio>=1.85.1",
     "protobuf>=7.35.1",
     "rosbags>=0.10",
+    "pyarrow>=15",  # LeRobotDataset parquet files
 ]
 TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "grpcio-tools==1.85.1", "selenium>=4.20"]
 

@@ -50,7 +50,7 @@ def cmd_rollout(overrides: list[str]) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    """Inspect an EpisodeStore (info, check, video), or move episodes from and to ROS 2 bags."""
+    """Inspect an EpisodeStore (info, check, video), or move episodes from and to ROS 2 bags and LeRobotDatasets."""
     from robot_rl.data import EpisodeStore
     from robot_rl.data.inspect import episode_frames, store_info
     from robot_rl.rollout import write_video
@@ -59,6 +59,10 @@ def cmd_data(args: argparse.Namespace) -> int:
         return _import_bag(args.path, args.options)
     if args.action == "export-bag":
         return _export_bag(args.path, args.options)
+    if args.action == "import-lerobot":
+        return _import_lerobot(args.path, args.options)
+    if args.action == "export-lerobot":
+        return _export_lerobot(args.path, args.options)
     try:
         store = EpisodeStore.open(args.path, mode="r")
     except (FileNotFoundError, ValueError) as e:
@@ -152,6 +156,53 @@ def _export_bag(path: str, options: list[str]) -> int:
         print(f"robot-rl: {e}", file=sys.stderr)
         return 2
     print(f"wrote {opts['out']}: {count} messages")
+    return 0
+
+
+def _import_lerobot(root: str, options: list[str]) -> int:
+    """robot-rl data import-lerobot DATASET out=STORE [source=demo] [config overrides: robot=, cameras=, task=]"""
+    from robot_rl.data import EpisodeStore, StoreSpec
+    from robot_rl.data.lerobot import LeRobotError, check_lerobot, import_lerobot
+    from robot_rl.env.factory import image_transforms, spaces_from_config
+
+    pairs = [item.split("=", 1) for item in options if "=" in item]
+    opts = {k: v for k, v in pairs if k in ("out", "source")}
+    cfg = load_config([f"{k}={v}" for k, v in pairs if k not in opts])
+    if "out" not in opts:
+        print("robot-rl: usage: robot-rl data import-lerobot DATASET out=STORE [source=demo] "
+              "[robot=... cameras=... task=...]", file=sys.stderr)
+        return 2
+    spec = StoreSpec.from_spaces(*spaces_from_config(cfg))
+    try:
+        check_lerobot(root, spec)  # before a store is created for it
+        with EpisodeStore.append_or_create(opts["out"], spec) as store:
+            episodes, steps = import_lerobot(root, store, image_transforms(cfg), opts.get("source", "demo"))
+    except LeRobotError as e:
+        print(f"robot-rl: {e}", file=sys.stderr)
+        return 2
+    print(f"imported {root}: {episodes} episodes, {steps} steps into {opts['out']}")
+    return 0
+
+
+def _export_lerobot(path: str, options: list[str]) -> int:
+    """robot-rl data export-lerobot STORE out=DATASET [fps=HZ task=TEXT robot_type=NAME]"""
+    from robot_rl.data import EpisodeStore
+    from robot_rl.data.lerobot import LeRobotError, export_lerobot
+
+    opts = dict(item.split("=", 1) for item in options if "=" in item)
+    unknown = sorted(set(opts) - {"out", "fps", "task", "robot_type"})
+    if unknown or "out" not in opts:
+        print("robot-rl: usage: robot-rl data export-lerobot STORE out=DATASET [fps=10] [task=TEXT] "
+              "[robot_type=NAME]", file=sys.stderr)
+        return 2
+    try:
+        with EpisodeStore.open(path) as store:
+            frames = export_lerobot(store, opts["out"], float(opts.get("fps", 10)), opts.get("task"),
+                                    opts.get("robot_type"))
+    except (LeRobotError, FileNotFoundError, ValueError) as e:
+        print(f"robot-rl: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {opts['out']}: {frames} frames")
     return 0
 
 
@@ -325,11 +376,14 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=fn.__doc__.splitlines()[0], description=fn.__doc__)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     data = sub.add_parser("data", help=cmd_data.__doc__, description=cmd_data.__doc__)
-    data.add_argument("action", choices=["info", "check", "video", "import-bag", "export-bag"])
-    data.add_argument("path", help="an EpisodeStore (.zarr folder), or for import-bag a ROS 2 bag")
+    data.add_argument("action", choices=["info", "check", "video", "import-bag", "export-bag", "import-lerobot",
+                                         "export-lerobot"])
+    data.add_argument("path", help="an EpisodeStore (.zarr folder); for import-bag a ROS 2 bag, for import-lerobot "
+                                   "a LeRobotDataset folder (v2.x)")
     data.add_argument("options", nargs="*", metavar="key=value",
                       help="video: episode=N out=PATH fps=10; import-bag: out=STORE rate=HZ image.<camera>=TOPIC "
-                           "ee_pose=T joint_states=T command=T; export-bag: episode=N out=BAG storage=mcap; and "
+                           "ee_pose=T joint_states=T command=T; export-bag: episode=N out=BAG storage=mcap; "
+                           "import-lerobot: out=STORE source=demo; export-lerobot: out=DIR fps=10 task=TEXT; and "
                            "config overrides (robot=, cameras=, task=)")
     critic = sub.add_parser("critic", help=cmd_critic.__doc__.splitlines()[0], description=cmd_critic.__doc__,
                             epilog="example: robot-rl critic train critic.name=learned_progress task=pick_cube "

@@ -1,5 +1,6 @@
-"""Checkpoint files (torch is imported only when one is read or written, so the CLI starts fast): written atomically (a crash mid-write leaves the previous one), found from
-a run folder, and loaded with one-line errors."""
+"""Checkpoint files: written atomically (a crash mid-write leaves the previous one), found from
+a run folder, and loaded with one-line errors. torch is imported only when one is read or
+written, so the CLI starts fast."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ checkpoint is a starting point for ``robot-rl train init=...`` as it is:
   term, which pushes Q down on actions the data does not take (random ones and the policy's)
   and up on the data's; Cal-QL floors the policy actions' Q at the data's Monte-Carlo return
   so that the values stay calibrated and online fine-tuning does not begin with a collapse.
-  The actor is SAC's plus ``bc_weight`` times the BC term.
+  The actor is SAC's, its Q term divided by the batch's mean |Q| (as in TD3+BC), plus
+  ``bc_weight`` times the BC term. The TD backup carries no entropy bonus (CQL's default).
 
 Rewards are the recorded ones, or any critic's (``critic.name``), recomputed as the episodes
 load. Metrics go to run_dir/metrics.jsonl and wandb; checkpoints are atomic and a run given
@@ -89,10 +90,11 @@ class OfflineUpdater:
         with torch.autocast(agent.device.type, dtype=torch.bfloat16, enabled=agent.autocast):
             with torch.no_grad():
                 next_features = agent.encoder(next_images, next_state)
-                next_action, next_log_prob = agent.actor.sample(next_features)
+                next_action, _ = agent.actor.sample(next_features)
                 target_q = agent.target_critic(agent.target_encoder(next_images, next_state), next_action)
-                target_v = target_q.min(dim=0).values.float() - agent.alpha.detach() * next_log_prob.float()
-                target = reward + agent.cfg.discount * not_done * target_v
+                # no entropy bonus in the backup (CQL's default): a policy as sharp as expert data has
+                # log-probabilities far above 0, and the bonus would drive every value negative
+                target = reward + agent.cfg.discount * not_done * target_q.min(dim=0).values.float()
             features = agent.encoder(images, state)
             q = agent.critic(features, action).float()
             td_loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(1).sum()
@@ -162,7 +164,9 @@ class OfflineUpdater:
         log_prob = log_prob.float()
         q = agent.critic(features, sampled).float().mean(0)
         bc = F.mse_loss(agent.actor.mode(features), action)
-        actor_loss = (agent.alpha.detach() * log_prob - q).mean() + self.cfg.bc_weight * bc
+        # TD3+BC's normalisation: the Q term counts the same whatever the scale of the values
+        scale = q.abs().mean().detach().clamp(min=1e-3)
+        actor_loss = (agent.alpha.detach() * log_prob - q).mean() / scale + self.cfg.bc_weight * bc
         agent._step(agent.actor_opt, actor_loss, agent.actor.parameters())
         alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
         agent._step(agent.alpha_opt, alpha_loss, [agent.log_alpha])
