@@ -62,7 +62,7 @@ def test_bc_learns_the_recorded_actions():
 def test_calql_values_the_data_above_actions_it_never_took():
     def gap_after(cql_alpha: float) -> float:
         agent = _agent()
-        updater = OfflineUpdater(agent, OfflineConfig(method="calql", cql_alpha=cql_alpha, bc_weight=0.0))
+        updater = OfflineUpdater(agent, OfflineConfig(method="calql", cql_alpha=cql_alpha))
         batch = _batch()
         for _ in range(150):
             metrics = updater.update(batch)
@@ -78,12 +78,12 @@ def test_calql_values_the_data_above_actions_it_never_took():
     assert gap_after(1.0) > gap_after(0.0) + 0.5
 
 
-def test_calibration_floors_the_policy_values_at_the_return():
+def test_calibration_floors_values_and_targets_at_the_return():
     batch = _batch(mc_return=5.0)  # far above what untrained critics say
     calibrated = OfflineUpdater(_agent(), OfflineConfig(method="calql")).update(batch)
     plain = OfflineUpdater(_agent(), OfflineConfig(method="calql", calibrated=False)).update(batch)
-    assert calibrated["q_policy"] >= 5.0
-    assert plain["q_policy"] < 1.0
+    assert calibrated["q_policy"] >= 5.0 and calibrated["target_q"] >= 5.0  # the penalty's and the target's floor
+    assert plain["q_policy"] < 1.0 and plain["target_q"] <= 1.0 + 1e-6  # reward 1, terminal
 
 
 def test_the_gripper_critic_learns_offline_too():
@@ -99,6 +99,25 @@ def test_the_gripper_critic_learns_offline_too():
         obs = batch["obs"]
         features = agent.encoder(agent.encoder.backbone_features(agent._images(obs, augment=False)), obs["state"])
         assert (agent.gripper_q(features).argmax(-1) == 2).float().mean() > 0.9
+
+
+def test_the_given_actor_is_held_while_the_critics_warm_up():
+    agent = _agent()
+    agent.actor_frozen_until = 3  # as Learner.start_from sets it from learner.critic_warmup
+    batch = _batch()
+    def snapshot(module):
+        return {k: v.clone() for k, v in module.state_dict().items()}
+
+    def same(module, before) -> bool:
+        return all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+    actor, encoder, critic = snapshot(agent.actor), snapshot(agent.encoder), snapshot(agent.critic)
+    for _ in range(3):
+        agent.update(batch)
+    assert same(agent.actor, actor) and same(agent.encoder, encoder)  # the policy acts as it was given
+    assert not same(agent.critic, critic)
+    agent.update(batch)
+    assert not same(agent.actor, actor) and not same(agent.encoder, encoder)
 
 
 # ---------------------------------------------------------------------- the command
@@ -176,6 +195,7 @@ def test_train_starts_from_an_offline_checkpoint_with_the_recordings_as_demos(tm
         got = learner.agent.actor.state_dict()
         assert all(torch.equal(want[k], got[k]) for k in want)
         assert learner.agent.updates == 0 and len(learner.demo) > 0 and len(learner.online) == 0
+        assert learner.agent.actor_frozen_until == cfg.learner.critic_warmup == 1000
         learner.agent.updates = 7
         learner.checkpoint()
         learner.close()

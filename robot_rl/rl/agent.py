@@ -72,6 +72,9 @@ class SACAgent:
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temperature_lr)
         self.updates = 0
+        # the actor, temperature and encoder learn only after this update: the critics of an
+        # agent started from a checkpoint first learn the values of the policy they were given
+        self.actor_frozen_until = 0
         self.autocast = cfg.mixed_precision and self.device.type == "cuda"
         if self.device.type == "cuda":
             self.encoder.to(memory_format=torch.channels_last)
@@ -134,6 +137,8 @@ class SACAgent:
                 target_v = target_q.min(dim=0).values.float() - self.alpha.detach() * next_log_prob.float()
                 target = reward + self.cfg.discount * not_done * target_v
             features = self.encoder(images, state)
+            if self.updates < self.actor_frozen_until:  # the given actor reads these features: hold them too
+                features = features.detach()
             q = self.critic(features, action).float()
             critic_loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(1).sum()
         self._step(self.critic_opt, critic_loss, [*self.encoder.parameters(), *self.critic.parameters()])
@@ -144,21 +149,26 @@ class SACAgent:
         if self.gripper_q is not None:
             metrics.update(self._update_gripper(features.detach(), next_features, full_action[:, -1], reward,
                                                 not_done))
-        if self.updates % self.cfg.actor_update_every == 0:
+        if self.updates % self.cfg.actor_update_every == 0 and self.updates > self.actor_frozen_until:
             metrics.update(self._update_actor(features.detach()))
         return metrics
 
     def _update_gripper(self, features: torch.Tensor, next_features: torch.Tensor, command: torch.Tensor,
-                        reward: torch.Tensor, not_done: torch.Tensor) -> dict[str, float]:
-        """Double DQN on the gripper choice; opening or closing costs ``gripper_penalty``."""
+                        reward: torch.Tensor, not_done: torch.Tensor, conservative: float = 0.0) -> dict[str, float]:
+        """Double DQN on the gripper choice; opening or closing costs ``gripper_penalty``.
+        ``conservative`` > 0 adds discrete CQL (offline): logsumexp over the choices minus the
+        data's choice, times ``conservative``."""
         choice = gripper_choice(command)
         with torch.no_grad():
             best_next = self.gripper_q(next_features.float()).argmax(-1, keepdim=True)
             next_q = self.gripper_target(next_features.float()).gather(-1, best_next).squeeze(-1)
             penalised = reward - self.cfg.gripper_penalty * (choice != 1).float()
             target = penalised + self.cfg.discount * not_done * next_q
-        q = self.gripper_q(features.float()).gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+        all_q = self.gripper_q(features.float())
+        q = all_q.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
         loss = F.mse_loss(q, target)
+        if conservative > 0:
+            loss = loss + conservative * (torch.logsumexp(all_q, dim=-1) - q).mean()
         self._step(self.gripper_opt, loss, self.gripper_q.parameters())
         with torch.no_grad():
             torch._foreach_lerp_(list(self.gripper_target.parameters()), list(self.gripper_q.parameters()),
@@ -228,7 +238,7 @@ class SACAgent:
             "target_encoder": self.target_encoder.state_dict(), "target_critic": self.target_critic.state_dict(),
             "log_alpha": self.log_alpha.detach().cpu(), "critic_opt": self.critic_opt.state_dict(),
             "actor_opt": self.actor_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
-            "updates": self.updates,
+            "updates": self.updates, "actor_frozen_until": self.actor_frozen_until,
             **({"gripper_q": self.gripper_q.state_dict(), "gripper_target": self.gripper_target.state_dict(),
                 "gripper_opt": self.gripper_opt.state_dict()} if self.gripper_q is not None else {}),
         }
@@ -244,3 +254,4 @@ class SACAgent:
             for name in ("gripper_q", "gripper_target", "gripper_opt"):
                 getattr(self, name).load_state_dict(state[name])
         self.updates = int(state["updates"])
+        self.actor_frozen_until = int(state.get("actor_frozen_until", 0))

@@ -71,7 +71,7 @@ class Learner:
         if self.run_dir is not None and (self.run_dir / CHECKPOINT).exists():
             self.restore(self.run_dir / CHECKPOINT)  # a restarted run continues from its own checkpoint
         elif init is not None:
-            self.start_from(init)
+            self.start_from(init, cfg.critic_warmup)
 
     # ------------------------------------------------------------------ data in
     def _load_store(self, path: str | Path, demo: bool) -> None:
@@ -180,12 +180,14 @@ class Learner:
         self.weights_version = int(state.get("weights_version", 0))
         log.info("resumed from %s at update %d", path, self.agent.updates)
 
-    def start_from(self, path: str | Path) -> None:
+    def start_from(self, path: str | Path, critic_warmup: int = 0) -> None:
         """Take the networks (and optimiser states) of another run's checkpoint, e.g. an offline
-        one, as this run's starting point; the update count starts again from 0."""
+        one, as this run's starting point; the update count starts again from 0, and for the
+        first ``critic_warmup`` updates only the critics learn (the actor acts as it was given)."""
         state = load_checkpoint(path, self.agent.device)
         load_agent_state(self.agent, state["agent"], path)
         self.agent.updates = 0
+        self.agent.actor_frozen_until = critic_warmup
         log.info("starting from %s", checkpoint_file(path))
 
     def close(self) -> None:

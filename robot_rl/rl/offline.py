@@ -3,13 +3,21 @@
 Two methods, on the same :class:`SACAgent` networks that online training uses, so an offline
 checkpoint is a starting point for ``robot-rl train init=...`` as it is:
 
-- ``bc``: the actor imitates the recorded actions (squared error of its mean action).
-- ``calql``: Cal-QL (Nakamoto et al., 2023). The critic learns by TD with CQL's conservative
-  term, which pushes Q down on actions the data does not take (random ones and the policy's)
-  and up on the data's; Cal-QL floors the policy actions' Q at the data's Monte-Carlo return
-  so that the values stay calibrated and online fine-tuning does not begin with a collapse.
-  The actor is SAC's, its Q term divided by the batch's mean |Q| (as in TD3+BC), plus
-  ``bc_weight`` times the BC term. The TD backup carries no entropy bonus (CQL's default).
+- ``bc``: the encoder and actor imitate the recorded actions: the squared error of the
+  mean action, and that of a sampled action for the spread.
+- ``calql``: the same imitation, and critics trained as in Cal-QL (Nakamoto et al., 2023)
+  on the features of that encoder, so that online fine-tuning starts from values it can
+  trust rather than from random critics (from those, fine-tuning lost a BC policy within
+  500 steps). TD plus CQL's conservative term, which pushes Q down on actions the data does
+  not take (random ones and the policy's) and up on the data's, as a hinge: no further once
+  the data's action leads the others by the margin the importance weights leave.
+  Calibration keeps the values at the scale of the data's returns: the conservative term
+  stops pushing a policy action's Q once it is below the recorded return-to-go (Cal-QL),
+  and a recorded action's TD target is floored at that return, a lower bound on its worth.
+  The TD backup carries no entropy bonus (CQL's default). ``q_weight`` > 0 adds SAC's Q
+  term to the actor (divided by the batch's mean |Q|, as in TD3+BC), for data worse than
+  an expert's; on expert demos it only pulled the actor off them (30 % against 90 % after
+  500 updates at 0.1), so it is 0 by default.
 
 Rewards are the recorded ones, or any critic's (``critic.name``), recomputed as the episodes
 load. Metrics go to run_dir/metrics.jsonl and wandb; checkpoints are atomic and a run given
@@ -52,7 +60,7 @@ METRICS = "metrics.jsonl"
 def discounted_returns(reward: np.ndarray, discount: float) -> np.ndarray:
     """Return-to-go of every step of one episode. After the last step nothing more is counted:
     for a termination that is exact, for a time limit it is a lower bound when rewards are
-    ≥ 0 (Cal-QL needs only a lower bound)."""
+    ≥ 0 (calibration needs only a lower bound)."""
     out = np.zeros(len(reward), dtype=np.float32)
     running = 0.0
     for t in range(len(reward) - 1, -1, -1):
@@ -75,43 +83,67 @@ class OfflineUpdater:
         state = obs[STATE_KEY].float()
         full_action = batch["action"].float()
         action = full_action[:, : agent.continuous_dim]
-        if self.cfg.method == "bc":
+        with torch.autocast(agent.device.type, dtype=torch.bfloat16, enabled=agent.autocast):
             features = agent.encoder(images, state)
-            metrics = {"bc_loss": self._bc_step(features, action, full_action)}
-            agent.updates += 1
-            return metrics
+            loss, squared = self._imitation(features, action)
+        metrics = {"bc_loss": squared.item()}
+        optimizers = [agent.critic_opt, agent.actor_opt]  # the critic's holds the encoder
+        if self.cfg.method == "bc" and agent.gripper_q is not None:
+            loss = loss + F.cross_entropy(agent.gripper_q(features.float()), gripper_choice(full_action[:, -1]))
+            optimizers.append(agent.gripper_opt)
+        if self.cfg.method == "calql":
+            critic_loss, next_features, critic_metrics = self._critic_loss(batch, features.detach(), action)
+            loss = loss + critic_loss
+            metrics.update(critic_metrics)
+        self._step(optimizers, loss)
+        agent.updates += 1
+        if self.cfg.method == "calql":
+            agent._polyak()
+            if agent.gripper_q is not None:
+                metrics.update(agent._update_gripper(
+                    features.detach(), next_features, full_action[:, -1], batch["reward"].float().view(-1),
+                    1.0 - batch["terminated"].float().view(-1), conservative=self.cfg.cql_alpha))
+            if self.cfg.q_weight > 0:
+                metrics.update(self._actor_step(features.detach()))
+        return metrics
 
+    def _critic_loss(self, batch: Mapping[str, Any], features: torch.Tensor,
+                     action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """TD (floored at the return-to-go when calibrated) plus the conservative term, on
+        the imitation-trained encoder's features (held fixed here)."""
+        agent = self.agent
         next_obs = batch["next_obs"]
-        next_images = agent.encoder.backbone_features(agent._images(next_obs, augment=True))
-        next_state = next_obs[STATE_KEY].float()
         reward = batch["reward"].float().view(-1)
         not_done = 1.0 - batch["terminated"].float().view(-1)
         mc_return = batch[MC_RETURN].float().view(-1)
+        with torch.autocast(agent.device.type, dtype=torch.bfloat16, enabled=agent.autocast), torch.no_grad():
+            next_images = agent.encoder.backbone_features(agent._images(next_obs, augment=True))
+            next_state = next_obs[STATE_KEY].float()
+            next_features = agent.encoder(next_images, next_state)
+            next_action, _ = agent.actor.sample(next_features)
+            target_q = agent.target_critic(agent.target_encoder(next_images, next_state), next_action)
+            # no entropy bonus in the backup (CQL's default): a policy as sharp as expert data has
+            # log-probabilities far above 0, and the bonus would drive every value negative
+            target = reward + agent.cfg.discount * not_done * target_q.min(dim=0).values.float()
+            if self.cfg.calibrated:  # the recorded action is worth at least what followed it
+                target = torch.maximum(target, mc_return)
         with torch.autocast(agent.device.type, dtype=torch.bfloat16, enabled=agent.autocast):
-            with torch.no_grad():
-                next_features = agent.encoder(next_images, next_state)
-                next_action, _ = agent.actor.sample(next_features)
-                target_q = agent.target_critic(agent.target_encoder(next_images, next_state), next_action)
-                # no entropy bonus in the backup (CQL's default): a policy as sharp as expert data has
-                # log-probabilities far above 0, and the bonus would drive every value negative
-                target = reward + agent.cfg.discount * not_done * target_q.min(dim=0).values.float()
-            features = agent.encoder(images, state)
             q = agent.critic(features, action).float()
             td_loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(1).sum()
             conservative, q_policy = self._conservative(features, next_features, q, mc_return)
-            critic_loss = td_loss + self.cfg.cql_alpha * conservative
-        agent._step(agent.critic_opt, critic_loss, [*agent.encoder.parameters(), *agent.critic.parameters()])
-        agent._polyak()
-        agent.updates += 1
-        metrics = {"critic_loss": critic_loss.item(), "td_loss": td_loss.item(), "cql_loss": conservative.item(),
-                   "q": q.mean().item(), "q_policy": q_policy, "target_q": target.mean().item(),
-                   "mc_return": mc_return.mean().item()}
-        if agent.gripper_q is not None:
-            metrics.update(self._gripper_step(features.detach(), next_features, full_action[:, -1], reward,
-                                              not_done))
-        if agent.updates % agent.cfg.actor_update_every == 0:
-            metrics.update(self._actor_step(features.detach(), action))
-        return metrics
+        metrics = {"td_loss": td_loss.item(), "cql_loss": conservative.item(), "q": q.mean().item(),
+                   "q_policy": q_policy, "target_q": target.mean().item(), "mc_return": mc_return.mean().item()}
+        return td_loss + self.cfg.cql_alpha * conservative, next_features, metrics
+
+    def _step(self, optimizers: list[torch.optim.Optimizer], loss: torch.Tensor) -> None:
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.agent.cfg.grad_clip is not None:
+            params = [p for o in optimizers for g in o.param_groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.agent.cfg.grad_clip)
+        for optimizer in optimizers:
+            optimizer.step()
 
     def _conservative(self, features: torch.Tensor, next_features: torch.Tensor, q_data: torch.Tensor,
                       mc_return: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -135,65 +167,36 @@ class OfflineUpdater:
             q_policy, q_next = torch.maximum(q_policy, floor), torch.maximum(q_next, floor)
         stacked = torch.cat([q_random, q_policy - policy_log_prob.float().view(1, batch, n),
                              q_next - next_log_prob.float().view(1, batch, n)], dim=2)
-        gap = torch.logsumexp(stacked, dim=2) - q_data
+        # a hinge: once the data's action is valued above the sampled ones by the margin the
+        # importance weights leave, nothing more is pushed (CQL's push without end inflated the
+        # data's values past any return)
+        gap = F.relu(torch.logsumexp(stacked, dim=2) - q_data)
         return gap.mean(1).sum(), q_policy.mean().item()
 
-    def _bc_step(self, features: torch.Tensor, action: torch.Tensor, full_action: torch.Tensor) -> float:
-        """Squared error of the actor's mean action (and, with a gripper critic, cross-entropy
-        of the gripper choice). The encoder learns with it, through the critic's optimiser,
-        which holds it; so every optimiser state is in the agent's checkpoint."""
-        agent = self.agent
-        loss = F.mse_loss(agent.actor.mode(features), action)
-        optimizers = [agent.critic_opt, agent.actor_opt]
-        if agent.gripper_q is not None:
-            loss = loss + F.cross_entropy(agent.gripper_q(features), gripper_choice(full_action[:, -1]))
-            optimizers.append(agent.gripper_opt)
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if agent.cfg.grad_clip is not None:
-            params = [p for o in optimizers for g in o.param_groups for p in g["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, agent.cfg.grad_clip)
-        for optimizer in optimizers:
-            optimizer.step()
-        return loss.item()
+    def _imitation(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, squared error): the squared error of the actor's mean action to the recorded
+        one, plus that of a sampled action for the spread alone (the mean held fixed in it), so
+        that the stochastic policy is as tight as the data. (The recorded actions' likelihood
+        would not do: at ±1, where a scripted or saturated command sits, the squashed mean is
+        still far from it in pre-tanh terms, and the spread grew to cover the gap.)"""
+        mean, log_std = self.agent.actor(features)
+        squared = F.mse_loss(torch.tanh(mean), action)
+        sampled = torch.tanh(mean.detach() + log_std.exp() * torch.randn_like(mean))
+        return squared + F.mse_loss(sampled, action), squared
 
-    def _actor_step(self, features: torch.Tensor, action: torch.Tensor) -> dict[str, float]:
+    def _actor_step(self, features: torch.Tensor) -> dict[str, float]:
+        """SAC's actor and temperature step, weighted ``q_weight`` (the imitation step is done)."""
         agent = self.agent
         sampled, log_prob = agent.actor.sample(features)
         log_prob = log_prob.float()
         q = agent.critic(features, sampled).float().mean(0)
-        bc = F.mse_loss(agent.actor.mode(features), action)
         # TD3+BC's normalisation: the Q term counts the same whatever the scale of the values
         scale = q.abs().mean().detach().clamp(min=1e-3)
-        actor_loss = (agent.alpha.detach() * log_prob - q).mean() / scale + self.cfg.bc_weight * bc
+        actor_loss = self.cfg.q_weight * (agent.alpha.detach() * log_prob - q).mean() / scale
         agent._step(agent.actor_opt, actor_loss, agent.actor.parameters())
         alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
         agent._step(agent.alpha_opt, alpha_loss, [agent.log_alpha])
-        return {"actor_loss": actor_loss.item(), "bc_loss": bc.item(), "alpha": agent.alpha.item(),
-                "entropy": -log_prob.mean().item()}
-
-    def _gripper_step(self, features: torch.Tensor, next_features: torch.Tensor, command: torch.Tensor,
-                      reward: torch.Tensor, not_done: torch.Tensor) -> dict[str, float]:
-        """The gripper critic's double DQN plus discrete CQL: logsumexp over the choices minus
-        the data's choice."""
-        agent = self.agent
-        choice = gripper_choice(command)
-        with torch.no_grad():
-            best_next = agent.gripper_q(next_features.float()).argmax(-1, keepdim=True)
-            next_q = agent.gripper_target(next_features.float()).gather(-1, best_next).squeeze(-1)
-            penalised = reward - agent.cfg.gripper_penalty * (choice != 1).float()
-            target = penalised + agent.cfg.discount * not_done * next_q
-        all_q = agent.gripper_q(features.float())
-        q = all_q.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
-        conservative = (torch.logsumexp(all_q, dim=-1) - q).mean()
-        loss = F.mse_loss(q, target) + self.cfg.cql_alpha * conservative
-        agent._step(agent.gripper_opt, loss, agent.gripper_q.parameters())
-        with torch.no_grad():
-            torch._foreach_lerp_(list(agent.gripper_target.parameters()), list(agent.gripper_q.parameters()),
-                                 agent.cfg.tau)
-        return {"gripper_loss": loss.item(), "gripper_q": q.mean().item()}
-
+        return {"actor_loss": actor_loss.item(), "alpha": agent.alpha.item(), "entropy": -log_prob.mean().item()}
 
 # ---------------------------------------------------------------------- data
 def load_offline_buffer(cfg: DictConfig, spec: StoreSpec) -> tuple[ReplayBuffer, dict[str, Any]]:

@@ -61,8 +61,11 @@ class LearnerConfig:
     publish_every: int = 50  # updates between weight publications
     checkpoint_every: int = 1000  # updates between checkpoints
     record: bool = True  # keep what arrives in run_dir/replay.zarr
+    critic_warmup: int = 1000  # with init=: updates in which only the critics learn, the given actor held
 
     def __post_init__(self) -> None:
+        if self.critic_warmup < 0:
+            raise ValueError(f"critic_warmup must be >= 0, got {self.critic_warmup}")
         if self.batch_size < 1 or self.capacity < 2 or self.publish_every < 1 or self.checkpoint_every < 1:
             raise ValueError("batch_size, publish_every and checkpoint_every must be >= 1, capacity >= 2")
         if not 0.0 <= self.demo_ratio <= 1.0 or self.utd_ratio <= 0:
@@ -79,10 +82,10 @@ class OfflineConfig:
 
     method: str = "calql"  # bc: the actor imitates the data | calql: Cal-QL critic, SAC actor plus a BC term
     updates: int = 20_000  # gradient updates in all (a resumed run continues to this count)
-    bc_weight: float = 1.0  # calql: weight of the actor's behaviour-cloning term (0: pure Cal-QL)
+    q_weight: float = 0.0  # calql: the SAC (Q) term in the actor's loss next to imitation's 1 (0: the actor imitates)
     cql_alpha: float = 1.0  # calql: weight of the conservative term
     cql_samples: int = 4  # calql: actions per kind (random, policy at s, policy at s') in the conservative term
-    calibrated: bool = True  # calql: policy actions' Q floored at the data's Monte-Carlo return; false: CQL
+    calibrated: bool = True  # calql: values held at the scale of the data's returns-to-go (Cal-QL); false: CQL
     eval_every: int = 2000  # updates between evaluations in sim (0: none; never on hardware data)
     eval_episodes: int = 10
     checkpoint_every: int = 1000  # updates between atomic checkpoints
@@ -95,5 +98,5 @@ class OfflineConfig:
             raise ValueError("updates, checkpoint_every, log_every and cql_samples must be >= 1")
         if self.eval_every < 0 or self.eval_episodes < 1:
             raise ValueError("eval_every must be >= 0 and eval_episodes >= 1")
-        if self.bc_weight < 0 or self.cql_alpha < 0:
-            raise ValueError(f"bc_weight and cql_alpha must be >= 0, got {self.bc_weight}, {self.cql_alpha}")
+        if self.q_weight < 0 or self.cql_alpha < 0:
+            raise ValueError(f"q_weight and cql_alpha must be >= 0, got {self.q_weight}, {self.cql_alpha}")
