@@ -210,6 +210,22 @@ def test_train_starts_from_an_offline_checkpoint_with_the_recordings_as_demos(tm
                  "train.env_steps=30", "train.eval_every=30", "train.eval_episodes=1",
                  "learner.warmup_transitions=10", f"run_dir={tmp_path / 'ft'}"]) == 0
     assert load_checkpoint(tmp_path / "ft")["agent"]["updates"] == 30  # the run folder's learner/checkpoint.pt
+
+    # two processes: the actor acts with the given policy from its first step (no random warm-up,
+    # never its own random weights), held through the critics' warm-up
+    two = tmp_path / "two"
+    code = main(["train", "task=pick_cube", *SMALL, f"data={demos}", f"init={offline}", "train.env_steps=40",
+                 "train.eval_every=40", "train.eval_episodes=1", "learner.warmup_transitions=10",
+                 "learner.publish_every=5", f"run_dir={two}"])
+    assert code == 0, (two / "learner.log").read_text()
+    assert "starting from" in (two / "learner.log").read_text()
+    agent = SACAgent(*spaces_from_config(cfg), AgentConfig(**{k: v for k, v in cfg.agent.items()}))
+    agent.load_state_dict(load_checkpoint(offline)["agent"])
+    with EpisodeStore.open(two / "actor-0.zarr") as store:
+        episode = store.load_episode(0)
+    modes = np.stack([agent.act({k: v[t] for k, v in episode["obs"].items()}, deterministic=True)
+                      for t in range(10)])
+    assert np.abs(episode["action"][:10] - modes).mean() < 0.25  # uniform random actions: about 0.67
     capsys.readouterr()
 
 

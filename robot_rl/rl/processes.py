@@ -202,6 +202,13 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
             if not refresh():
                 time.sleep(0.02)
 
+    if cfg.init:  # the policy to start from comes from the learner: never act with random weights instead
+        deadline = time.monotonic() + 120
+        while not refresh():
+            if time.monotonic() > deadline:
+                raise RuntimeError("no policy weights from the learner within 120 s; with init= the actor "
+                                   "does not act before it has the policy it starts from")
+            time.sleep(0.5)
     wandb_log = WandbLog(cfg, run_dir, "actor")
     policy = RandomWarmup(agent, random_steps(cfg), env.action_space, cfg.seed)
     # the simulator runs as fast as it can unless told otherwise; a real robot runs at its control rate
