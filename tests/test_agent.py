@@ -232,11 +232,11 @@ def test_actor_never_moves_the_encoder_but_critics_do():
     seen = {}
     update_actor = agent._update_actor
 
-    def spy(features):
+    def spy(features, *rest):
         seen["features_require_grad"] = features.requires_grad
         seen["params"] = [p.detach().clone() for p in agent.encoder.parameters()]
         seen["grads"] = [p.grad.clone() for p in agent.encoder.parameters()]
-        out = update_actor(features)
+        out = update_actor(features, *rest)
         seen["params_after"] = [p.detach().clone() for p in agent.encoder.parameters()]
         seen["grads_after"] = [p.grad.clone() for p in agent.encoder.parameters()]
         return out
@@ -462,3 +462,28 @@ def test_gripper_critic_state_round_trip(tmp_path):
     other.load_state_dict(torch.load(tmp_path / "c.pt", weights_only=True))
     for a, b in zip(agent.gripper_q.parameters(), other.gripper_q.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_bc_weight_imitates_the_demo_rows_only():
+    from robot_rl.rl.agent import DEMO_KEY
+
+    def imitation_error(agent, batch) -> float:
+        with torch.no_grad():
+            obs = batch["obs"]
+            features = agent.encoder(agent.encoder.backbone_features(agent._images(obs, augment=False)),
+                                     obs["state"].float())
+            return float(((agent.actor.mode(features) - batch["action"]) ** 2).mean())
+
+    def train(bc_weight: float, demo_rows: bool) -> SACAgent:
+        agent = make_agent(actor_update_every=1, augmentation_pad=0, bc_weight=bc_weight)
+        batch = {**make_batch(), DEMO_KEY: torch.full((8,), demo_rows)}
+        for _ in range(150):
+            agent.update(batch)
+        return agent
+
+    batch = make_batch()
+    pure, marked = train(0.0, True), train(5.0, True)
+    assert imitation_error(marked, batch) < imitation_error(pure, batch) / 3
+    unmarked = train(5.0, False)  # no demo rows: exactly SAC
+    assert all(torch.equal(a, b) for a, b in zip(unmarked.actor.state_dict().values(),
+                                                 pure.actor.state_dict().values(), strict=True))

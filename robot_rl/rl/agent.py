@@ -23,6 +23,9 @@ from robot_rl.rl.settings import AgentConfig
 
 Batch = Mapping[str, object]
 
+#: The batch key (float, 1 or 0) that marks the rows drawn from the demo buffer.
+DEMO_KEY = "from_demo"
+
 #: The gripper critic's choices and the command each sends (toggle mode: ±1 switch, 0 keeps).
 GRIPPER_COMMANDS = (-1.0, 0.0, 1.0)  # open, stay, close
 
@@ -150,7 +153,7 @@ class SACAgent:
             metrics.update(self._update_gripper(features.detach(), next_features, full_action[:, -1], reward,
                                                 not_done))
         if self.updates % self.cfg.actor_update_every == 0 and self.updates > self.actor_frozen_until:
-            metrics.update(self._update_actor(features.detach()))
+            metrics.update(self._update_actor(features.detach(), action, batch.get(DEMO_KEY)))
         return metrics
 
     def _update_gripper(self, features: torch.Tensor, next_features: torch.Tensor, command: torch.Tensor,
@@ -175,16 +178,27 @@ class SACAgent:
                                  self.cfg.tau)
         return {"gripper_loss": loss.item(), "gripper_q": q.mean().item()}
 
-    def _update_actor(self, features: torch.Tensor) -> dict[str, float]:
+    def _update_actor(self, features: torch.Tensor, data_action: torch.Tensor | None = None,
+                      demo: torch.Tensor | None = None) -> dict[str, float]:
+        """SAC's actor and temperature step; with ``bc_weight`` > 0, plus imitation of the
+        actions of the batch's demo rows (``demo``: 1 where a row is a demonstration's)."""
+        metrics = {}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             action, log_prob = self.actor.sample(features)
             log_prob = log_prob.float()
             q = self.critic(features, action).float().mean(0)
             actor_loss = (self.alpha.detach() * log_prob - q).mean()
+            if self.cfg.bc_weight > 0 and demo is not None and bool(demo.any()):
+                mask = demo.float().view(-1)
+                error = ((self.actor.mode(features).float() - data_action.float()) ** 2).mean(-1)
+                bc = (error * mask).sum() / mask.sum()
+                actor_loss = actor_loss / q.abs().mean().detach().clamp(min=1e-3) + self.cfg.bc_weight * bc
+                metrics["bc_loss"] = bc.item()
         self._step(self.actor_opt, actor_loss, self.actor.parameters())
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
         self._step(self.alpha_opt, alpha_loss, [self.log_alpha])
-        return {"actor_loss": actor_loss.item(), "alpha": self.alpha.item(), "entropy": -log_prob.mean().item()}
+        return {**metrics, "actor_loss": actor_loss.item(), "alpha": self.alpha.item(),
+                "entropy": -log_prob.mean().item()}
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -21,7 +21,8 @@ import numpy as np
 from robot_rl.critics.relabel import Relabeler
 from robot_rl.data import EpisodeStore, MixtureSampler, ReplayBuffer, StoreSpec
 from robot_rl.data.sampling import BatchPrefetcher
-from robot_rl.rl.agent import SACAgent
+from robot_rl.data.spec import KeySpec
+from robot_rl.rl.agent import DEMO_KEY, SACAgent
 from robot_rl.rl.checkpoints import CHECKPOINT, checkpoint_file, load_agent_state, load_checkpoint, save_checkpoint
 from robot_rl.rl.records import AssembledEpisode, EpisodeAssembler
 from robot_rl.rl.settings import LearnerConfig
@@ -45,8 +46,10 @@ class Learner:
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.publish_fn = publish
         self.log_metrics = log_metrics  # (metrics, env steps), e.g. WandbLog.log
-        self.online = ReplayBuffer(spec, cfg.capacity)
-        self.demo = ReplayBuffer(spec, cfg.capacity)
+        # the buffers also mark each row's origin, for the agent's imitation of demos (bc_weight)
+        buffer_spec = StoreSpec(spec.obs, {**spec.steps, DEMO_KEY: KeySpec((), "bool")})
+        self.online = ReplayBuffer(buffer_spec, cfg.capacity)
+        self.demo = ReplayBuffer(buffer_spec, cfg.capacity)
         self.sampler = MixtureSampler({"online": self.online, "demo": self.demo},
                                       {"online": 1.0 - cfg.demo_ratio, "demo": cfg.demo_ratio})
         self.assembler = EpisodeAssembler()
@@ -93,13 +96,14 @@ class Learner:
             self._add_now(data, demo)
 
     def _add_now(self, data: Mapping[str, object], demo: bool) -> None:
+        marked = {**data, DEMO_KEY: np.ones(len(data["action"]), dtype=bool)}
         if demo:
-            self.demo.add_episode(data)
+            self.demo.add_episode(marked)
             return
-        self.online.add_episode(data)
+        self.online.add_episode(data)  # unmarked: the key defaults to False
         intervened = np.asarray(data["intervention"], dtype=bool)
         if intervened.any():
-            self.demo.add_episode(data, step_mask=intervened)
+            self.demo.add_episode(marked, step_mask=intervened)
 
     def ingest(self, actor_id: str, records: Sequence[Mapping[str, np.ndarray]]) -> None:
         """Take records streamed by an actor (thread-safe; called by the transport)."""
