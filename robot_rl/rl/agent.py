@@ -78,6 +78,7 @@ class SACAgent:
         # the actor, temperature and encoder learn only after this update: the critics of an
         # agent started from a checkpoint first learn the values of the policy they were given
         self.actor_frozen_until = 0
+        self.bc_weight = cfg.bc_weight or 0.0  # the learner sets it when bc_weight is None and it starts from init
         self.autocast = cfg.mixed_precision and self.device.type == "cuda"
         if self.device.type == "cuda":
             self.encoder.to(memory_format=torch.channels_last)
@@ -144,6 +145,11 @@ class SACAgent:
                 features = features.detach()
             q = self.critic(features, action).float()
             critic_loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(1).sum()
+            demo = batch.get(DEMO_KEY)
+            if self.bc_weight > 0 and demo is not None and features.requires_grad and bool(demo.any()):
+                # the encoder keeps what imitating the demos needs, not only what the values need
+                # (it is what robot-rl offline trained it for); the actor's own step is below
+                critic_loss = critic_loss + self.bc_weight * self._imitation_error(features, action, demo)
         self._step(self.critic_opt, critic_loss, [*self.encoder.parameters(), *self.critic.parameters()])
         self._polyak()
         self.updates += 1
@@ -155,6 +161,12 @@ class SACAgent:
         if self.updates % self.cfg.actor_update_every == 0 and self.updates > self.actor_frozen_until:
             metrics.update(self._update_actor(features.detach(), action, batch.get(DEMO_KEY)))
         return metrics
+
+    def _imitation_error(self, features: torch.Tensor, data_action: torch.Tensor, demo: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the actor's mean action to the demo rows' actions."""
+        mask = demo.float().view(-1)
+        error = ((self.actor.mode(features).float() - data_action.float()) ** 2).mean(-1)
+        return (error * mask).sum() / mask.sum()
 
     def _update_gripper(self, features: torch.Tensor, next_features: torch.Tensor, command: torch.Tensor,
                         reward: torch.Tensor, not_done: torch.Tensor, conservative: float = 0.0) -> dict[str, float]:
@@ -188,11 +200,9 @@ class SACAgent:
             log_prob = log_prob.float()
             q = self.critic(features, action).float().mean(0)
             actor_loss = (self.alpha.detach() * log_prob - q).mean()
-            if self.cfg.bc_weight > 0 and demo is not None and bool(demo.any()):
-                mask = demo.float().view(-1)
-                error = ((self.actor.mode(features).float() - data_action.float()) ** 2).mean(-1)
-                bc = (error * mask).sum() / mask.sum()
-                actor_loss = actor_loss / q.abs().mean().detach().clamp(min=1e-3) + self.cfg.bc_weight * bc
+            if self.bc_weight > 0 and demo is not None and bool(demo.any()):
+                bc = self._imitation_error(features, data_action, demo)
+                actor_loss = actor_loss / q.abs().mean().detach().clamp(min=1e-3) + self.bc_weight * bc
                 metrics["bc_loss"] = bc.item()
         self._step(self.actor_opt, actor_loss, self.actor.parameters())
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()

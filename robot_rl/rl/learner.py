@@ -25,7 +25,7 @@ from robot_rl.data.spec import KeySpec
 from robot_rl.rl.agent import DEMO_KEY, SACAgent
 from robot_rl.rl.checkpoints import CHECKPOINT, checkpoint_file, load_agent_state, load_checkpoint, save_checkpoint
 from robot_rl.rl.records import AssembledEpisode, EpisodeAssembler
-from robot_rl.rl.settings import LearnerConfig
+from robot_rl.rl.settings import INIT_BC_WEIGHT, LearnerConfig
 
 log = logging.getLogger("robot_rl.learner")
 
@@ -71,6 +71,8 @@ class Learner:
                 self._load_store(replay, demo=False)
             if cfg.record:
                 self.store = EpisodeStore.append_or_create(replay, spec)
+        if init is not None and agent.cfg.bc_weight is None:
+            agent.bc_weight = INIT_BC_WEIGHT  # a policy started from demos stays on them
         if self.run_dir is not None and (self.run_dir / CHECKPOINT).exists():
             self.restore(self.run_dir / CHECKPOINT)  # a restarted run continues from its own checkpoint
         elif init is not None:
@@ -185,11 +187,16 @@ class Learner:
         log.info("resumed from %s at update %d", path, self.agent.updates)
 
     def start_from(self, path: str | Path, critic_warmup: int = 0) -> None:
-        """Take the networks (and optimiser states) of another run's checkpoint, e.g. an offline
-        one, as this run's starting point; the update count starts again from 0, and for the
-        first ``critic_warmup`` updates only the critics learn (the actor acts as it was given)."""
+        """Take the networks of another run's checkpoint, e.g. an offline one, as this run's
+        starting point; the update count starts again from 0, and for the first
+        ``critic_warmup`` updates only the critics learn (the actor acts as it was given).
+
+        The optimisers start fresh: Adam's second moments from offline imitation, far smaller
+        than online gradients, made its first online steps many times the learning rate, and
+        the policy was lost within 500 updates."""
         state = load_checkpoint(path, self.agent.device)
-        load_agent_state(self.agent, state["agent"], path)
+        fresh = {k: v for k, v in self.agent.state_dict().items() if k.endswith("_opt")}
+        load_agent_state(self.agent, {**state["agent"], **fresh}, path)
         self.agent.updates = 0
         self.agent.actor_frozen_until = critic_warmup
         log.info("starting from %s", checkpoint_file(path))

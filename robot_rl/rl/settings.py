@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: agent.bc_weight when it is not set and training starts from a checkpoint (init=)
+INIT_BC_WEIGHT = 1.0
+
 
 @dataclass
 class AgentConfig:
@@ -31,8 +34,9 @@ class AgentConfig:
     gripper_penalty: float = 0.02
     gripper_epsilon: float = 0.1  # exploration: a random gripper choice this often while training
     # imitation of the demo buffer's actions next to SAC's Q term, which is then divided by the
-    # batch's mean |Q| (TD3+BC); keeps a policy started from demos (init=) on them. 0: pure SAC
-    bc_weight: float = 0.0
+    # batch's mean |Q| (TD3+BC); keeps a policy started from demos on them. 0: pure SAC;
+    # None: INIT_BC_WEIGHT when starting from a checkpoint (train init=), else 0
+    bc_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_critics < 1:
@@ -50,7 +54,7 @@ class AgentConfig:
             raise ValueError("learning rates must be > 0")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
-        if self.bc_weight < 0:
+        if self.bc_weight is not None and self.bc_weight < 0:
             raise ValueError(f"bc_weight must be >= 0, got {self.bc_weight}")
         if self.gripper_penalty < 0 or not 0 <= self.gripper_epsilon <= 1:
             raise ValueError("gripper_penalty must be >= 0 and gripper_epsilon in [0, 1]")
