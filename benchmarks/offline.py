@@ -1,6 +1,6 @@
 """Offline training from demos, then online fine-tuning, against online training from scratch.
 
-    python benchmarks/offline.py [--demos 50] [--offline-updates 4000] [--env-steps 10000] [--json] [key=value ...]
+    python benchmarks/offline.py [--demos 50] [--offline-updates 1000] [--env-steps 10000] [--json] [key=value ...]
 
 1. Records ``--demos`` scripted-expert pick_cube episodes (64×64 pixels) into an EpisodeStore.
 2. ``offline``: trains on them alone (``robot-rl offline``, Cal-QL by default) and evaluates
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--task", default="pick_cube")
     parser.add_argument("--demos", type=int, default=50)
     parser.add_argument("--method", default="calql", choices=["calql", "bc"])
-    parser.add_argument("--offline-updates", type=int, default=4000)
+    parser.add_argument("--offline-updates", type=int, default=1000)
     parser.add_argument("--env-steps", type=int, default=10_000, help="online budget of the run from scratch")
     parser.add_argument("--finetune-steps", type=int, default=3000,
                         help="online budget of the fine-tuning run (it runs to the end, so a collapse shows)")

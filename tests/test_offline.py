@@ -197,7 +197,7 @@ def test_train_starts_from_an_offline_checkpoint_with_the_recordings_as_demos(tm
         assert learner.agent.updates == 0 and len(learner.demo) > 0 and len(learner.online) == 0
         assert not learner.agent.actor_opt.state and not learner.agent.critic_opt.state  # fresh optimisers
         assert learner.agent.actor_frozen_until == cfg.learner.critic_warmup == 1000
-        assert cfg.agent.bc_weight is None and learner.agent.bc_weight == 1.0  # started from demos: stays on them
+        assert cfg.agent.bc_weight is None and learner.agent.bc_weight == 20.0  # started from demos: stays on them
         learner.agent.updates = 7
         learner.checkpoint()
         learner.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: agent.bc_weight when it is not set and training starts from a checkpoint (init=)
-INIT_BC_WEIGHT = 1.0
+INIT_BC_WEIGHT = 20.0
 
 
 @dataclass
