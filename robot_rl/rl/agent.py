@@ -30,6 +30,14 @@ DEMO_KEY = "from_demo"
 GRIPPER_COMMANDS = (-1.0, 0.0, 1.0)  # open, stay, close
 
 
+def q_scale(q: torch.Tensor) -> torch.Tensor:
+    """What a Q term is divided by next to an imitation term: the batch's mean |Q| when it is
+    above 1 (TD3+BC's normalisation, for large rewards), else 1. Never below 1: values that
+    cross 0 (soft values do, as the entropy bonus offsets the rewards) once multiplied the Q
+    term 30-fold, and a fine-tuned policy at 100 % fell to 25 %."""
+    return q.abs().mean().detach().clamp(min=1.0)
+
+
 def gripper_choice(command: torch.Tensor) -> torch.Tensor:
     """The discrete choice (0 open, 1 stay, 2 close) an executed gripper command stands for."""
     return (command > 0.5).long() * 2 + ((command >= -0.5) & (command <= 0.5)).long()
@@ -202,7 +210,7 @@ class SACAgent:
             actor_loss = (self.alpha.detach() * log_prob - q).mean()
             if self.bc_weight > 0 and demo is not None and bool(demo.any()):
                 bc = self._imitation_error(features, data_action, demo)
-                actor_loss = actor_loss / q.abs().mean().detach().clamp(min=1e-3) + self.bc_weight * bc
+                actor_loss = actor_loss / q_scale(q) + self.bc_weight * bc
                 metrics["bc_loss"] = bc.item()
         self._step(self.actor_opt, actor_loss, self.actor.parameters())
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()

@@ -46,7 +46,7 @@ from robot_rl.data import EpisodeStore, ReplayBuffer, StoreSpec
 from robot_rl.data.sampling import BatchPrefetcher
 from robot_rl.data.spec import KeySpec
 from robot_rl.env.robot_env import STATE_KEY
-from robot_rl.rl.agent import SACAgent, gripper_choice
+from robot_rl.rl.agent import SACAgent, gripper_choice, q_scale
 from robot_rl.rl.checkpoints import CHECKPOINT, load_agent_state, load_checkpoint, save_checkpoint
 from robot_rl.rl.run_log import WandbLog
 from robot_rl.rl.settings import OfflineConfig
@@ -190,9 +190,7 @@ class OfflineUpdater:
         sampled, log_prob = agent.actor.sample(features)
         log_prob = log_prob.float()
         q = agent.critic(features, sampled).float().mean(0)
-        # TD3+BC's normalisation: the Q term counts the same whatever the scale of the values
-        scale = q.abs().mean().detach().clamp(min=1e-3)
-        actor_loss = self.cfg.q_weight * (agent.alpha.detach() * log_prob - q).mean() / scale
+        actor_loss = self.cfg.q_weight * (agent.alpha.detach() * log_prob - q).mean() / q_scale(q)
         agent._step(agent.actor_opt, actor_loss, agent.actor.parameters())
         alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
         agent._step(agent.alpha_opt, alpha_loss, [agent.log_alpha])
