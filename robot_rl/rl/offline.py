@@ -15,7 +15,7 @@ checkpoint is a starting point for ``robot-rl train init=...`` as it is:
   stops pushing a policy action's Q once it is below the recorded return-to-go (Cal-QL),
   and a recorded action's TD target is floored at that return, a lower bound on its worth.
   The TD backup carries no entropy bonus (CQL's default). ``q_weight`` > 0 adds SAC's Q
-  term to the actor (divided by the batch's mean |Q|, as in TD3+BC), for data worse than
+  term to the actor (divided by the batch's mean |Q| above 1, as in TD3+BC), for data worse than
   an expert's; on expert demos it only pulled the actor off them (30 % against 90 % after
   500 updates at 0.1), so it is 0 by default.
 

@@ -34,7 +34,7 @@ class AgentConfig:
     gripper_penalty: float = 0.02
     gripper_epsilon: float = 0.1  # exploration: a random gripper choice this often while training
     # imitation of the demo buffer's actions next to SAC's Q term, which is then divided by the
-    # batch's mean |Q| (TD3+BC); keeps a policy started from demos on them. 0: pure SAC;
+    # batch's mean |Q| when above 1 (TD3+BC); keeps a policy started from demos on them. 0: SAC;
     # None: INIT_BC_WEIGHT when starting from a checkpoint (train init=), else 0
     bc_weight: float | None = None
 
