@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -218,12 +218,18 @@ class SACAgent:
         return {**metrics, "actor_loss": actor_loss.item(), "alpha": self.alpha.item(),
                 "entropy": -log_prob.mean().item()}
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
-        optimizer.zero_grad(set_to_none=True)
+    def _step(self, optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer], loss: torch.Tensor,
+              params) -> None:
+        """Zero, backpropagate ``loss``, clip ``params``' gradients, and step each optimiser (one
+        loss may train parts held by several, as offline imitation trains encoder and actor)."""
+        optimizers = [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else list(optimizers)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], self.cfg.grad_clip)
-        optimizer.step()
+        for optimizer in optimizers:
+            optimizer.step()
 
     @torch.no_grad()
     def _polyak(self) -> None:

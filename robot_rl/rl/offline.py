@@ -95,7 +95,7 @@ class OfflineUpdater:
             critic_loss, next_features, critic_metrics = self._critic_loss(batch, features.detach(), action)
             loss = loss + critic_loss
             metrics.update(critic_metrics)
-        self._step(optimizers, loss)
+        agent._step(optimizers, loss, [p for o in optimizers for g in o.param_groups for p in g["params"]])
         agent.updates += 1
         if self.cfg.method == "calql":
             agent._polyak()
@@ -134,16 +134,6 @@ class OfflineUpdater:
         metrics = {"td_loss": td_loss.item(), "cql_loss": conservative.item(), "q": q.mean().item(),
                    "q_policy": q_policy, "target_q": target.mean().item(), "mc_return": mc_return.mean().item()}
         return td_loss + self.cfg.cql_alpha * conservative, next_features, metrics
-
-    def _step(self, optimizers: list[torch.optim.Optimizer], loss: torch.Tensor) -> None:
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.agent.cfg.grad_clip is not None:
-            params = [p for o in optimizers for g in o.param_groups for p in g["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, self.agent.cfg.grad_clip)
-        for optimizer in optimizers:
-            optimizer.step()
 
     def _conservative(self, features: torch.Tensor, next_features: torch.Tensor, q_data: torch.Tensor,
                       mc_return: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -256,8 +246,7 @@ def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> 
     """``cfg.offline.updates`` updates on ``cfg.data``, evaluating in sim every
     ``offline.eval_every`` (and at the end); resumes from run_dir/checkpoint.pt if there is one."""
     from robot_rl.env.factory import make_env, spaces_from_config
-    from robot_rl.rl.settings import AgentConfig
-    from robot_rl.rl.train import _section, evaluate, pick_device
+    from robot_rl.rl.train import _section, agent_for, evaluate, pick_device
 
     started = time.perf_counter()
     ocfg = OfflineConfig(**_section(cfg.offline, OfflineConfig))
@@ -271,8 +260,7 @@ def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> 
     simulated = cfg.robot.backend == "sim"
     if simulated and data["tasks"] and data["tasks"] != [cfg.task.name]:
         log.warning("the data was recorded on task(s) %s but evaluation runs task=%s", data["tasks"], cfg.task.name)
-    agent = SACAgent(obs_space, action_dim, AgentConfig(**_section(cfg.agent, AgentConfig)),
-                     device=pick_device(cfg.learner.device), seed=cfg.seed)
+    agent = agent_for(cfg, obs_space, action_dim, pick_device(cfg.learner.device))
     updater = OfflineUpdater(agent, ocfg)
     report = OfflineReport(episodes=data["episodes"], transitions=data["transitions"])
     path = run_dir / CHECKPOINT

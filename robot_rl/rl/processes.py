@@ -30,17 +30,18 @@ from robot_rl.critics.training import relabeler_for, with_critic
 from robot_rl.env.factory import make_env, spaces_from_config
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.rl.actor import Actor, EpisodeSummary
-from robot_rl.rl.agent import SACAgent
 from robot_rl.rl.learner import Learner
 from robot_rl.rl.pacing import TimingSummary
 from robot_rl.rl.run_log import WandbLog
-from robot_rl.rl.settings import AgentConfig, LearnerConfig
+from robot_rl.rl.settings import LearnerConfig
 from robot_rl.rl.train import (
     DEMO_STORE,
     RandomWarmup,
     _section,
+    agent_for,
     demo_sources,
     evaluate,
+    make_agent,
     pick_device,
     random_steps,
     record_demos,
@@ -85,8 +86,7 @@ def run_learner(cfg: DictConfig, run_dir: Path, stop: threading.Event | None = N
 
         torch.set_num_threads(cfg.train.threads)
     obs_space, action_dim = spaces_from_config(cfg)
-    agent = SACAgent(obs_space, action_dim, AgentConfig(**_section(cfg.agent, AgentConfig)),
-                     device=pick_device(cfg.learner.device), seed=cfg.seed)
+    agent = agent_for(cfg, obs_space, action_dim, pick_device(cfg.learner.device))
     demos = demo_sources(cfg, run_dir)
     wandb_log = WandbLog(cfg, run_dir, "learner")
     learner = Learner(agent, StoreSpec.from_spaces(obs_space, action_dim),
@@ -174,8 +174,7 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     env = with_critic(env_factory(cfg), cfg)
     eval_env = env_factory(cfg) if simulated and cfg.train.eval_every > 0 else None
     acting_env, console = with_operator(env, cfg, token=resolve_token(cfg), device=device)
-    agent = SACAgent(env.observation_space, env.action_space.shape[0], AgentConfig(**_section(cfg.agent, AgentConfig)),
-                     device="cpu", seed=cfg.seed)
+    agent = make_agent(cfg, env, "cpu")
     client = LearnerClient(learner_address(cfg, run_dir), resolve_token(cfg), actor_id, tls=_tls(cfg))
     streamer = StepStreamer(client)
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])

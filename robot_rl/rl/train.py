@@ -48,9 +48,14 @@ def _section(cfg: DictConfig, cls: type) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k in names}
 
 
+def agent_for(cfg: DictConfig, observation_space: Any, action_dim: int, device: str | torch.device) -> SACAgent:
+    """The agent ``cfg.agent`` describes, for these spaces (an env's, or spaces_from_config's)."""
+    return SACAgent(observation_space, action_dim, AgentConfig(**_section(cfg.agent, AgentConfig)), device=device,
+                    seed=cfg.seed)
+
+
 def make_agent(cfg: DictConfig, env: RobotEnv, device: torch.device) -> SACAgent:
-    return SACAgent(env.observation_space, env.action_space.shape[0], AgentConfig(**_section(cfg.agent, AgentConfig)),
-                    device=device, seed=cfg.seed)
+    return agent_for(cfg, env.observation_space, env.action_space.shape[0], device)
 
 
 def make_learner(cfg: DictConfig, env: RobotEnv, run_dir: Path, demo_stores: list[Path], **kwargs: Any) -> Learner:
