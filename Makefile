@@ -24,15 +24,34 @@ test: setup  ## set up, then lint and run the test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-# Not part of `make test`: ROS 2 Jazzy's rclpy wheels from PyPI into .venv, then the nodes on
-# real rclpy and Fast DDS (tests/ros/test_nodes_rclpy.py; the launch_testing suite needs the
-# robot image: docker compose -f docker/compose.yaml run --rm test-ros).
+# ROS 2 Jazzy for real: the PyPI rclpy and message wheels, the launch toolchain's wheels from
+# ../shared/ros2-jazzy (no PyPI package; never `pip install launch`, an unrelated project),
+# a colcon build of this package as on a robot, then tests/ros under that install's
+# environment (robot_rl imported from install/, nodes started by `ros2 launch`).
+ROS_WHEELS_DIR ?= ../shared/ros2-jazzy
+ROS_VENV := .venv-ros
+ROS_WS := build/ros_ws
+ROS_STAMP := $(ROS_VENV)/.ros-installed
 ROS_WHEELS := "ros-jazzy-rclpy[fastrtps]" ros-jazzy-std-msgs ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs \
-	ros-jazzy-std-srvs ros-jazzy-rcl-interfaces
+	ros-jazzy-std-srvs ros-jazzy-rcl-interfaces ros-jazzy-ament-index-python ros-jazzy-ament-package \
+	colcon-common-extensions catkin_pkg lark pyyaml psutil packaging importlib-metadata argcomplete
 
-test-ros: setup  ## set up, add ROS 2's rclpy from PyPI, then run tests/ros on real rclpy
-	$(BIN)/pip install --quiet $(ROS_WHEELS)
-	$(BIN)/python -m pytest -p no:cacheprovider -ra tests/ros
+test-ros: system-deps $(ROS_STAMP)  ## colcon build, then tests/ros through real ros2 launch and launch_testing
+	rm -rf $(ROS_WS) && mkdir -p $(ROS_WS)/src && ln -s $(CURDIR) $(ROS_WS)/src/robot_rl
+	cd $(ROS_WS) && PATH=$(CURDIR)/$(ROS_VENV)/bin:$$PATH colcon --log-base log build --packages-select robot_rl \
+	  --event-handlers console_cohesion- status- summary+
+	export PATH=$(CURDIR)/$(ROS_VENV)/bin:$$PATH && . $(ROS_WS)/install/setup.bash && \
+	  cd tests/ros && ROBOT_RL_ROS_TESTS=required python -P -m pytest
+
+$(ROS_STAMP): setup.py pyproject.toml
+	@[ -d $(ROS_WHEELS_DIR) ] || { echo "make test-ros: no $(ROS_WHEELS_DIR) (ROS 2 Jazzy's launch wheels)"; exit 1; }
+	[ -x $(ROS_VENV)/bin/python ] || $(PYTHON) -m venv $(ROS_VENV)
+	$(ROS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(ROS_VENV)/bin/python -m pip install --quiet torch==2.13.0 $(ROS_WHEELS)
+	$(ROS_VENV)/bin/python -m pip install --quiet --no-deps $(ROS_WHEELS_DIR)/*.whl
+	# robot_rl's own dependencies (the package itself comes from the colcon build)
+	$(ROS_VENV)/bin/python -m pip install --quiet '.[test]' && $(ROS_VENV)/bin/python -m pip uninstall --quiet -y robot_rl
+	touch $@
 
 lint: setup
 	$(BIN)/ruff check .
@@ -62,4 +81,4 @@ $(STAMP): setup.py pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) build *.egg-info runs
+	rm -rf $(VENV) $(ROS_VENV) build *.egg-info runs

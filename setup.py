@@ -66,7 +66,9 @@ INSTALL = [
     "rosbags>=0.10",
     "pyarrow>=15",  # LeRobotDataset parquet files
 ]
-TEST = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "grpcio-tools==1.85.1", "selenium>=4.20"]
+# pytest < 9: ROS 2 Jazzy's launch_testing 3.4.x registers a pytest plugin whose hook
+# signature pytest 9 rejects, and then no pytest run starts wherever it is installed
+TEST = ["pytest>=8,<9", "hypothesis>=6.100", "ruff>=0.6", "grpcio-tools==1.85.1", "selenium>=4.20"]
 
 setup(
     name=PACKAGE,

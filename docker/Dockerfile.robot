@@ -24,15 +24,21 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
         libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libusb-1.0-0 libhidapi-hidraw0 \
     && rm -rf /var/lib/apt/lists/*
 
+# Ubuntu 24.04's Python refuses pip installs (externally managed): robot_rl's PyPI
+# dependencies go into a venv that also sees the apt-installed ROS packages (rclpy, launch),
+# as in the README's "On a ROS 2 robot"; COLCON_IGNORE keeps colcon out of it
+RUN python3 -m venv --system-site-packages /opt/venv && touch /opt/venv/COLCON_IGNORE
+ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /ws/src/robot_rl
-RUN pip3 install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY . .
 # robot_rl's Python dependencies, the drivers' SDKs and the test tools from PyPI; robot_rl
-# itself is then installed by colcon (ament_python: launch files, configs, ros2 run entries)
-RUN pip3 install ".[test,realsense,ur,xarm]" && pip3 uninstall -y robot_rl
+# itself is then installed by colcon (ament_python: launch files, configs, ros2 run entries),
+# run by the venv's Python so that its executables start with it
+RUN pip install ".[test,realsense,ur,xarm]" && pip uninstall -y robot_rl
 WORKDIR /ws
 RUN source /opt/ros/jazzy/setup.bash \
-    && colcon build --packages-select robot_rl --event-handlers console_direct+
+    && python -m colcon build --packages-select robot_rl --event-handlers console_direct+
 
 COPY docker/ros_entrypoint.sh /ros_entrypoint.sh
 ENTRYPOINT ["/ros_entrypoint.sh"]

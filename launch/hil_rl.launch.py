@@ -13,7 +13,6 @@ from robot_rl.ros.launch_graph import ACTOR_ARGUMENTS, ROBOT_ARGUMENTS, actor_no
 
 
 def generate_launch_description() -> LaunchDescription:
-    return LaunchDescription([
-        *declare({**ROBOT_ARGUMENTS, **ACTOR_ARGUMENTS}),
-        opaque(lambda args: [*robot_nodes(args), actor_node(args, "train")]),
-    ])
+    arguments = {**ROBOT_ARGUMENTS, **ACTOR_ARGUMENTS}
+    return LaunchDescription([*declare(arguments),
+                              opaque(lambda args: [*robot_nodes(args), actor_node(args, "train")], arguments)])

@@ -12,4 +12,5 @@ from robot_rl.ros.launch_graph import LEARNER_ARGUMENTS, declare, learner_proces
 
 
 def generate_launch_description() -> LaunchDescription:
-    return LaunchDescription([*declare(LEARNER_ARGUMENTS), opaque(lambda args: [learner_process(args)])])
+    return LaunchDescription([*declare(LEARNER_ARGUMENTS),
+                              opaque(lambda args: [learner_process(args)], LEARNER_ARGUMENTS)])

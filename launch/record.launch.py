@@ -12,16 +12,16 @@ import time
 from launch.actions import ExecuteProcess
 
 from launch import LaunchDescription
-from robot_rl.ros.launch_graph import ACTOR_ARGUMENTS, ROBOT_ARGUMENTS, actor_node, declare, opaque, robot_nodes
+from robot_rl.ros.launch_graph import ACTOR_ARGUMENTS, ROBOT_ARGUMENTS, actor_node, declare, flag, opaque, robot_nodes
 
-RECORD_ARGUMENTS = {
-    "bag": ("false", "also record every topic with `ros2 bag record -a` into <run_dir>/bag_<date_time>"),
-}
+ARGUMENTS = {**ROBOT_ARGUMENTS, **ACTOR_ARGUMENTS,
+             "bag": ("false", "also record every topic with `ros2 bag record -a` into <run_dir>/bag_<date_time>: "
+                              "true | false")}
 
 
 def nodes(args):
     started = [*robot_nodes(args), actor_node(args, "record")]
-    if args["bag"].lower() in ("true", "1", "yes"):
+    if flag(args, "bag"):
         # rosbag2 refuses an output folder that exists: one per session
         bag = f"{args['run_dir']}/bag_{time.strftime('%Y%m%d_%H%M%S')}"
         started.append(ExecuteProcess(cmd=["ros2", "bag", "record", "-a", "-o", bag], output="screen"))
@@ -29,4 +29,4 @@ def nodes(args):
 
 
 def generate_launch_description() -> LaunchDescription:
-    return LaunchDescription([*declare({**ROBOT_ARGUMENTS, **ACTOR_ARGUMENTS, **RECORD_ARGUMENTS}), opaque(nodes)])
+    return LaunchDescription([*declare(ARGUMENTS), opaque(nodes, ARGUMENTS)])

@@ -8,6 +8,7 @@ definitions from rosbags, served under the module names rclpy code imports
 
 from __future__ import annotations
 
+import logging
 import sys
 import types as pytypes
 from dataclasses import dataclass, field
@@ -135,7 +136,10 @@ def install(monkeypatch, distro: str = "jazzy") -> RosbagsTypes:
     module("rcl_interfaces.msg", ParameterDescriptor=ParameterDescriptor)
     state = {"ok": False}
     module("rclpy", init=lambda args=None: state.update(ok=True), ok=lambda: state["ok"],
-           shutdown=lambda: state.update(ok=False), spin=lambda node: None)
+           shutdown=lambda: state.update(ok=False), try_shutdown=lambda: state.update(ok=False),
+           spin=lambda node: None)
+    module("rclpy.executors", ExternalShutdownException=type("ExternalShutdownException", (Exception,), {}))
+    module("rclpy.logging", get_logger=logging.getLogger)
     module("rclpy.node", Node=NodeDouble)
     module("rclpy.qos", QoSProfile=QoSProfile, qos_profile_sensor_data=QoSProfile(5, "best_effort"),
            ReliabilityPolicy=pytypes.SimpleNamespace(RELIABLE="reliable", BEST_EFFORT="best_effort"),

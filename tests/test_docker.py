@@ -73,4 +73,6 @@ def test_the_sim_robot_and_learner_commands_load_and_agree(monkeypatch):
 
 def test_test_ros_runs_the_launch_testing_suite():
     command = COMPOSE["services"]["test-ros"]["command"]
-    assert command[-1] == "tests/ros" and (REPO / "tests" / "ros" / "test_sim_launch.py").is_file()
+    assert command[:2] == ["bash", "-c"] and command[2].startswith("cd tests/ros && ROBOT_RL_ROS_TESTS=required")
+    assert (REPO / "tests" / "ros" / "pytest.ini").is_file()
+    assert (REPO / "tests" / "ros" / "test_sim_launch.py").is_file()

@@ -70,6 +70,22 @@ def test_sim_launch_starts_the_sim_robot_and_on_request_the_operators_device(sch
     assert set(node_parameters(started[0])) == set(schemas["sim_robot_node"])
 
 
+@pytest.mark.parametrize(("launch_file", "argument"), [
+    ("sim.launch.py", {"teleop": "yes"}), ("hil_rl.launch.py", {"device": "joystick"}),
+    ("hil_rl.launch.py", {"console": "on"}), ("record.launch.py", {"bag": "yes"}),
+    ("hil_rl.launch.py", {"robot": "ur6"})])
+def test_a_bad_argument_value_stops_the_launch_before_any_node(schemas, launch_file, argument):
+    # expand raises out of the opaque function, before it returns any node to start
+    with pytest.raises(ValueError, match=f"{next(iter(argument))}|ur6"):
+        expand(launch_file, **argument)
+
+
+def test_an_undeclared_argument_is_passed_on_with_a_warning(schemas, caplog):
+    _, started = expand("sim.launch.py", devcie="keyboard")  # real launch ignores it too
+    assert [n.kwargs["executable"] for n in started] == ["sim_robot_node"]
+    assert "devcie" in caplog.text and "does not declare" in caplog.text
+
+
 def test_hil_rl_on_the_sim_rig_runs_the_actor_against_sim_robot_node(schemas):
     _, started = expand("hil_rl.launch.py")
     assert [n.kwargs["executable"] for n in started] == ["sim_robot_node", "teleop_node", "actor_node"]

@@ -106,7 +106,8 @@ def test_learner_killed_and_restarted_resumes_and_loses_no_committed_episode(tmp
         after = {e.index: e.length for e in store.episodes()}
     assert all(after.get(i) == n for i, n in before)  # nothing the learner had committed was lost
     with EpisodeStore.open(tmp_path / "actor-0.zarr") as store:
-        assert store.num_steps == 600 and all(e.complete for e in store.episodes())
+        # the budget may end the last episode early (an earlier one that succeeded moved the boundary)
+        assert store.num_steps == 600 and all(e.complete for e in store.episodes()[:-1])
 
 
 def test_in_process_training_is_deterministic_and_evaluable(tmp_path, capsys):

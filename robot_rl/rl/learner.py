@@ -165,6 +165,7 @@ class Learner:
         recent = self.successes[-20:]
         line = {"time": time.time(), "updates": self.agent.updates, "env_steps": self.env_steps,
                 "episodes": self.episodes_received, "success_rate": float(np.mean(recent)) if recent else None,
+                "demo_transitions": len(self.demo),
                 **metrics}
         with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(line) + "\n")

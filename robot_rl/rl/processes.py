@@ -242,7 +242,9 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
                                 weights=version, queued=streamer.pending)
                 if console is not None:
                     console.set_learner_stats(weights=version, eval_success=f"{success:.0%}")
-        streamer.flush(timeout=30)
+        # a finished run waits for the learner to have every step; a stopped one (a signal) does not
+        # wait on a learner that may be gone: its steps are in the actor's store
+        streamer.flush(timeout=1.0 if stop.is_set() else 30.0)
     finally:
         bar.close()
         wandb_log.close()

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import Bool
@@ -267,13 +269,23 @@ class ActorNode(BridgeNode):
         if self.cfg.robot.backend != "ros":
             raise ConfigError(f"invalid value for 'robot.backend': actor_node drives a ROS 2 robot (robot=ur5e, or "
                               f"any robot with backend: ros), got {self.cfg.robot.backend!r}")
-        target = self.create_publisher(RclpyTypes().cls("geometry_msgs/msg/PoseStamped"), "target_pose", COMMAND_QOS)
-        self.topics = ActorTopics.from_config(self.cfg, RclpyTypes(), target.publish, self.param("base_frame"))
+        self._target = self.create_publisher(RclpyTypes().cls("geometry_msgs/msg/PoseStamped"), "target_pose",
+                                             COMMAND_QOS)
+        self.topics = ActorTopics.from_config(self.cfg, RclpyTypes(), self._send, self.param("base_frame"))
         self.refused = 0
         for topic, msg_type, callback in self.topics.subscriptions:
             self.create_subscription(RclpyTypes().cls(msg_type), topic, self._guarded(topic, callback),
                                      topic_qos(topic))
         self.stop = threading.Event()  # set when the callbacks stop being served: the actor stops too
+
+    def _send(self, msg: Any) -> None:
+        """Publish a target pose; once ROS is shutting down (a signal), drop it: the work is
+        about to stop, and arm_node's watchdog holds the arm when commands stop coming."""
+        try:
+            self._target.publish(msg)
+        except Exception:
+            if rclpy.ok():
+                raise
 
     def _guarded(self, topic: str, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """A malformed message is refused, counted and logged; it must not end the node's spinning."""
@@ -305,60 +317,93 @@ class ActorNode(BridgeNode):
                          env_factory=env_factory, device=self.topics.teleop, stop=self.stop)
 
 
-def run(node_class: type[BridgeNode], args: list[str] | None = None) -> None:
-    """Spin ``node_class`` until Ctrl-C; a node with a ``work`` method runs it in this thread
-    while a background thread spins its callbacks, and stops when the work is done."""
+def run(node_class: type[BridgeNode], args: list[str] | None = None) -> int:
+    """Spin ``node_class`` until Ctrl-C or SIGTERM (exit code 0, no traceback); a node with a
+    ``work`` method runs it in this thread while a background thread spins its callbacks,
+    and stops when the work is done. A node that fails (in its constructor, a callback or
+    its work) logs the error in one line, the traceback at debug level, and returns 1."""
     rclpy.init(args=args)
-    node = None
+    node, code = None, 0
     try:
         node = node_class()
         if hasattr(node, "work"):
-            import threading
-
-            def spin(node: Any = node) -> None:
-                try:
-                    rclpy.spin(node)
-                finally:
-                    node.stop.set()  # no more messages: the work must not go on with stale ones
-
-            spinner = threading.Thread(target=spin, name="spin", daemon=True)
-            spinner.start()
-            try:
-                node.work()
-            finally:
-                if rclpy.ok():
-                    rclpy.shutdown()
-                spinner.join(5.0)
+            _work(node)
         else:
             rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except Exception:
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C, SIGTERM, ros2 launch stopping the node
+    except Exception as e:
         if rclpy.ok():
-            raise
-        # the context was shut down (SIGTERM, ros2 launch stopping the node) while a callback ran
+            code = _failed(node_class, e)
+        # else the context was shut down (a signal) while a callback or the work ran: a stop
     finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        _ignore_signals()  # a second Ctrl-C (the terminal's and launch's) must not break the clean-up
+        try:
+            if node is not None:
+                node.destroy_node()
+        except Exception as e:
+            code = code or _failed(node_class, e)
+        rclpy.try_shutdown()
+    return code
 
 
-def sim_robot_main(args: list[str] | None = None) -> None:
-    run(SimRobotNode, args)
+def _work(node: Any) -> None:
+    """``node.work()`` here, the node's callbacks on an executor in a background thread."""
+    import threading
+
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except (ExternalShutdownException, KeyboardInterrupt):
+            pass
+        finally:
+            node.stop.set()  # no more messages: the work must not go on with stale ones
+
+    spinner = threading.Thread(target=spin, name="spin", daemon=True)
+    spinner.start()
+    try:
+        node.work()
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        spinner.join(5.0)
 
 
-def teleop_main(args: list[str] | None = None) -> None:
-    run(TeleopNode, args)
+def _failed(node_class: type[BridgeNode], error: Exception) -> int:
+    import traceback
+
+    logger = get_logger(node_class.__name__)
+    logger.error(f"{type(error).__name__}: {error}")
+    logger.debug("".join(traceback.format_exception(error)))
+    return 1
 
 
-def camera_main(args: list[str] | None = None) -> None:
-    run(CameraNode, args)
+def _ignore_signals() -> None:
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
-def arm_main(args: list[str] | None = None) -> None:
-    run(ArmNode, args)
+def sim_robot_main(args: list[str] | None = None) -> int:
+    return run(SimRobotNode, args)
 
 
-def actor_main(args: list[str] | None = None) -> None:
-    run(ActorNode, args)
+def teleop_main(args: list[str] | None = None) -> int:
+    return run(TeleopNode, args)
+
+
+def camera_main(args: list[str] | None = None) -> int:
+    return run(CameraNode, args)
+
+
+def arm_main(args: list[str] | None = None) -> int:
+    return run(ArmNode, args)
+
+
+def actor_main(args: list[str] | None = None) -> int:
+    return run(ActorNode, args)
