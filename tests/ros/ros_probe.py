@@ -80,7 +80,19 @@ def started_processes() -> list[psutil.Process]:
             if process.pid != os.getpid() and process.status() != psutil.STATUS_ZOMBIE \
                     and process.environ().get(RUN_TAG) == tag:
                 found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except psutil.Error:  # gone, a zombie by now, or not ours to read
+            continue
+    return found
+
+
+def running(executable: str) -> list[psutil.Process]:
+    """The started processes whose command line names ``executable`` (e.g. actor_node)."""
+    found = []
+    for process in started_processes():
+        try:
+            if executable in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.Error:  # it exited meanwhile
             continue
     return found
 
@@ -95,7 +107,7 @@ def left_behind(grace: float = 10.0) -> list[str]:
         try:
             lines.append(f"{process.pid} {' '.join(process.cmdline())[:200]}")
             process.kill()
-        except psutil.NoSuchProcess:
+        except psutil.Error:
             continue
     return lines
 

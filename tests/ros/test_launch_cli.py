@@ -18,7 +18,7 @@ pytest.importorskip("launch_testing", reason="needs ROS 2's launch toolchain: ma
 
 import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from ros_probe import Probe, Ros2Launch, left_behind, started_processes
+from ros_probe import Probe, Ros2Launch, left_behind, running
 
 from robot_rl.ros import launch_graph
 
@@ -87,7 +87,7 @@ def test_sigterm_and_ctrl_c_stop_every_node_cleanly(tmp_path):
         finally:
             probe.close()
             rclpy.shutdown()
-        (actor,) = [p for p in started_processes() if "actor_node" in " ".join(p.cmdline())]
+        (actor,) = running("actor_node")
         actor.send_signal(signal.SIGTERM)  # as a process manager stops it
         actor.wait(30)  # not our child: its exit code is in launch's log
         code = launch.interrupt()  # Ctrl-C in the terminal: SIGINT to launch and every node

@@ -17,7 +17,7 @@ import launch_testing.asserts  # noqa: E402
 import numpy as np  # noqa: E402
 from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
 from launch_testing.actions import ReadyToTest  # noqa: E402
-from ros_probe import Probe, include, left_behind, started_processes  # noqa: E402
+from ros_probe import Probe, include, left_behind, running  # noqa: E402
 
 from launch import LaunchDescription  # noqa: E402
 
@@ -35,10 +35,6 @@ def generate_test_description():
     ]), {"run": run}
 
 
-def actor_running() -> bool:
-    return any("actor_node" in " ".join(p.cmdline()) for p in started_processes())
-
-
 class TestRecord(unittest.TestCase):
     def test_the_operators_episodes_are_recorded(self):
         rclpy.init()
@@ -48,7 +44,7 @@ class TestRecord(unittest.TestCase):
             twist = probe.publisher(TwistStamped, "teleop/twist")
             push = TwistStamped()
             push.twist.linear.x = 0.5
-            probe.wait_for(lambda: not actor_running(), 120.0, "end of recording (actor_node still running)",
+            probe.wait_for(lambda: not running("actor_node"), 120.0, "end of recording (actor_node still running)",
                            each=lambda: twist.publish(push))
         finally:
             probe.close()
