@@ -65,6 +65,7 @@ INSTALL = [
     "protobuf>=7.35.1",
     "rosbags>=0.10",
     "pyarrow>=15",  # LeRobotDataset parquet files
+    "psutil>=5.9",  # benchmarks: process trees and their memory
 ]
 # pytest < 9: ROS 2 Jazzy's launch_testing 3.4.x registers a pytest plugin whose hook
 # signature pytest 9 rejects, and then no pytest run starts wherever it is installed

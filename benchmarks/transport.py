@@ -109,7 +109,7 @@ def weights_push_ms(repeats: int) -> tuple[float, float]:
         "actor.head.weight": rng.standard_normal((8, 256), dtype=np.float32),
     }
     assert abs(sum(a.size for a in state_dict.values()) - 10_000_000) < 20_000
-    server = LearnerServer("127.0.0.1:0", TOKEN, lambda actor_id, steps: None)
+    server = LearnerServer("127.0.0.1:0", TOKEN, lambda actor_id, steps, session: None)
     server.start()
     client = LearnerClient(f"127.0.0.1:{server.port}", TOKEN, "bench")
     fetch_ms, publish_ms = [], []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 from robot_rl.config import ConfigError, load_config, to_yaml
 from robot_rl.data.episode_store import StoreFormatError
 from robot_rl.rl.checkpoints import CheckpointError, checkpoint_file, load_agent_state, load_checkpoint
+from robot_rl.rl.supervisor import RunFailed
 
 
 def _run_dir(cfg, command: str) -> Path:
@@ -274,13 +277,18 @@ def cmd_learner(overrides: list[str]) -> int:
 
 def cmd_actor(overrides: list[str]) -> int:
     """Run an actor: act on the robot, record locally, stream to the learner at learner.address."""
-    from robot_rl.rl.processes import run_actor
+    from robot_rl.rl.processes import SUPERVISED_ENV, run_actor, write_report
 
     cfg = load_config(overrides, name="train")
     _setup_logging()
-    report = run_actor(cfg, _run_dir(cfg, "actor"), cfg.logging.progress_bar)
-    print(_curve_table(report.curve))
-    print(f"actor loop: {report.timing}")
+    actor_id = cfg.train.actor_id or f"{socket.gethostname()}-{os.getpid()}"  # unique among a learner's actors
+    print(f"actor id: {actor_id} (train.actor_id)", file=sys.stderr)
+    run_dir = _run_dir(cfg, "actor")
+    report = run_actor(cfg, run_dir, cfg.logging.progress_bar, actor_id=actor_id)
+    write_report(report, run_dir, actor_id)
+    if SUPERVISED_ENV not in os.environ:  # under robot-rl train, train prints the summary
+        print(_curve_table(report.curve))
+        print(f"actor loop: {report.timing}")
     return 0
 
 
@@ -418,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     except (StoreFormatError, CheckpointError) as e:
         print(f"robot-rl: {e}", file=sys.stderr)
         return 2
+    except RunFailed as e:
+        print(f"robot-rl: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("robot-rl: interrupted", file=sys.stderr)
         return 130

@@ -157,6 +157,9 @@ class TrainSection:
     weights_every_steps: int = 0
     threads: int | None = None
     stop_at: float | None = None
+    actor_id: str | None = None  # unique in the run; None: <host>-<pid> for robot-rl actor, actor-0 under train
+    restarts: int = 5  # train: restarts of a dead learner (or actor) before train gives up
+    backlog_mb: int = 2048  # steps held in RAM for an unreachable learner; beyond, resent from the actor's store
 
 
 @dataclass

@@ -36,7 +36,7 @@ class Received:
         self.lock = threading.Lock()
         self.by_actor: dict[str, list[dict[str, np.ndarray]]] = {}
 
-    def __call__(self, actor_id: str, steps: list[dict[str, np.ndarray]]) -> None:
+    def __call__(self, actor_id: str, steps: list[dict[str, np.ndarray]], session: int = 0) -> None:
         with self.lock:
             self.by_actor.setdefault(actor_id, []).extend(steps)
 
@@ -50,7 +50,8 @@ def start_server():
     """Start LearnerServers on loopback; stops them after the test."""
     servers: list[LearnerServer] = []
 
-    def start(on_steps: Callable = lambda actor_id, steps: None, address: str = LOOPBACK, **kwargs) -> LearnerServer:
+    def start(on_steps: Callable = lambda actor_id, steps, session: None, address: str = LOOPBACK,
+              **kwargs) -> LearnerServer:
         server = LearnerServer(address, TOKEN, on_steps, **kwargs)
         server.start()
         servers.append(server)
@@ -245,7 +246,7 @@ def test_only_the_newest_weights_are_served(start_server, connect):
 
 def test_empty_token_is_a_configuration_error():
     with pytest.raises(ValueError, match="token"):
-        LearnerServer(LOOPBACK, "", lambda actor_id, steps: None)
+        LearnerServer(LOOPBACK, "", lambda actor_id, steps, session: None)
 
 
 def malformed_batches() -> dict[str, pb.StepBatch]:
@@ -339,7 +340,7 @@ def test_a_batch_the_learner_failed_to_take_is_retried(start_server, connect):
     received = Received()
     failures = [RuntimeError("replay buffer busy")]
 
-    def flaky(actor_id: str, steps: list[dict[str, np.ndarray]]) -> None:
+    def flaky(actor_id: str, steps: list[dict[str, np.ndarray]], session: int = 0) -> None:
         if failures:
             raise failures.pop()
         received(actor_id, steps)

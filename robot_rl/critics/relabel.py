@@ -2,7 +2,8 @@
 scores whole episodes in a background thread; each episode reaches the replay buffers with
 its rewards recomposed from the critic's judgement, and cut where the critic declared
 success. The learner keeps training on what it has meanwhile; the actor never waits for the
-critic (only, when ``max_pending`` episodes queue up, for the learner to take its steps).
+critic, and no caller of :meth:`Relabeler.submit` waits either: past ``max_pending`` queued
+episodes, an episode goes to the buffers with its own rewards at once. Nothing is dropped.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -41,16 +43,23 @@ def relabel_episode(episode: Episode, critic: Critic, task: str, cameras: Sequen
 
 
 class Relabeler:
-    """One background thread. :meth:`submit` waits while ``max_pending`` episodes are queued
-    (backpressure: nothing is dropped, demos included). An episode the critic fails on is
-    delivered with its own rewards, and counted in ``failures``."""
+    """One background thread. :meth:`submit` never waits: while ``max_pending`` episodes are
+    queued, a new one is delivered at once with its own rewards (counted in ``unjudged``). An
+    episode the critic fails on is delivered with its own rewards (``failures``); a delivery
+    that fails is retried, then the episode is delivered with its own rewards (``kept_own``),
+    and only if that fails too is it counted in ``undelivered`` (the learner's replay store
+    still holds it). Nothing is dropped silently."""
+
+    RETRIES = 3
 
     def __init__(self, critic: Critic, task: str, cameras: Sequence[str], config: RewardConfig,
-                 deliver: Callable[[dict[str, Any], bool], None] | None = None, max_pending: int = 1000):
+                 deliver: Callable[[dict[str, Any], bool], None] | None = None, max_pending: int = 1000,
+                 retry_s: float = 0.1):
         self.critic, self.task, self.cameras, self.config = critic, task, list(cameras), config
         self.deliver = deliver  # (episode, demo): set by the learner
+        self.retry_s = retry_s
         self._queue: queue.Queue[tuple[Episode, bool] | None] = queue.Queue(maxsize=max_pending)
-        self.relabeled = self.failures = 0
+        self.relabeled = self.failures = self.unjudged = self.kept_own = self.undelivered = 0
         self._closing = False
         self._idle = threading.Event()
         self._idle.set()
@@ -58,8 +67,18 @@ class Relabeler:
         self._thread.start()
 
     def submit(self, episode: Episode, demo: bool = False) -> None:
-        self._idle.clear()
-        self._queue.put((episode, demo))
+        """Queue ``episode`` for the critic; when the queue is full, deliver it now as it is."""
+        try:
+            self._idle.clear()
+            self._queue.put_nowait((episode, demo))
+        except queue.Full:
+            self.unjudged += 1
+            if self.unjudged == 1 or self.unjudged % 100 == 0:
+                log.warning("relabeler: %d episodes queued for %s; %d episodes so far went to the buffers with "
+                            "their own rewards", self._queue.qsize(), self.critic.name, self.unjudged)
+            self._deliver(dict(episode), dict(episode), demo)
+            if self._queue.empty():
+                self._idle.set()
 
     @property
     def pending(self) -> int:
@@ -73,21 +92,40 @@ class Relabeler:
         while (item := self._queue.get()) is not None:
             if self._closing:  # shutting down: what waits stays in the learner's own store
                 continue
-            episode, demo = item
+            original, demo = item
             try:
-                episode = relabel_episode(episode, self.critic, self.task, self.cameras, self.config)
+                episode = relabel_episode(original, self.critic, self.task, self.cameras, self.config)
                 self.relabeled += 1
             except Exception as e:  # a critic that failed must not stop learning: keep the episode as it was
                 self.failures += 1
+                episode = original
                 log.error("relabeler: %s failed on an episode (%s: %s); keeping its own rewards", self.critic.name,
                           type(e).__name__, e)
-            try:
-                if self.deliver is not None and not self._closing:
-                    self.deliver(dict(episode), demo)
-            except Exception:
-                log.exception("relabeler: delivering an episode failed")
+            if not self._closing:
+                self._deliver(dict(episode), dict(original), demo)
             if self._queue.empty():
                 self._idle.set()
+
+    def _deliver(self, episode: dict[str, Any], original: dict[str, Any], demo: bool) -> None:
+        """Deliver ``episode``, retrying; then ``original`` (its own rewards); then count it undelivered."""
+        if self.deliver is None:
+            return
+        for attempt in range(self.RETRIES):
+            try:
+                self.deliver(episode, demo)
+                return
+            except Exception as e:
+                error = e
+                time.sleep(self.retry_s * 2**attempt)
+        try:
+            self.deliver(original, demo)
+            self.kept_own += 1
+            log.error("relabeler: delivering a relabeled episode failed %d times (%s: %s); delivered it with its "
+                      "own rewards", self.RETRIES, type(error).__name__, error)
+        except Exception:
+            self.undelivered += 1
+            log.exception("relabeler: an episode could not reach the buffers (%d so far); the replay store holds it",
+                          self.undelivered)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop without relabeling what still waits (the learner's store keeps those episodes)."""

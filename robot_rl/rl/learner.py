@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from robot_rl.data.sampling import BatchPrefetcher
 from robot_rl.data.spec import KeySpec
 from robot_rl.rl.agent import DEMO_KEY, SACAgent
 from robot_rl.rl.checkpoints import CHECKPOINT, checkpoint_file, load_agent_state, load_checkpoint, save_checkpoint
-from robot_rl.rl.records import AssembledEpisode, EpisodeAssembler
+from robot_rl.rl.records import STEP, AssembledEpisode, EpisodeAssembler, check_record
 from robot_rl.rl.settings import INIT_BC_WEIGHT, LearnerConfig
 
 log = logging.getLogger("robot_rl.learner")
@@ -55,6 +56,7 @@ class Learner:
         self.assembler = EpisodeAssembler()
         self.env_steps = 0  # environment steps received (the UTD clock)
         self.episodes_received = 0
+        self.stream_lag_s: deque[float] = deque(maxlen=10_000)  # step stamp to arrival, the newest steps
         self.successes: list[bool] = []
         self.weights_version = 0
         self._lock = threading.Lock()
@@ -107,14 +109,20 @@ class Learner:
         if intervened.any():
             self.demo.add_episode(marked, step_mask=intervened)
 
-    def ingest(self, actor_id: str, records: Sequence[Mapping[str, np.ndarray]]) -> None:
-        """Take records streamed by an actor (thread-safe; called by the transport)."""
+    def ingest(self, actor_id: str, records: Sequence[Mapping[str, np.ndarray]], session: int = 0) -> None:
+        """Take records streamed by an actor session (thread-safe; called by the transport).
+
+        All or nothing: every record is checked against the run's spec first, and a batch
+        with one that does not fit raises :class:`RecordError` before any state changes."""
+        for record in records:
+            check_record(record, self.spec)
+        now = time.time()
         with self._lock:
             for record in records:
-                if int(record["event"]) == 1:
+                if int(record["event"]) == STEP:
                     self.env_steps += 1
-                episode = self.assembler.add(actor_id, record)
-                if episode is not None:
+                    self.stream_lag_s.append(now - float(record["stamp"]))  # one machine's clock, or synced ones
+                for episode in self.assembler.add(actor_id, record, session):
                     self._receive(episode)
 
     def _receive(self, episode: AssembledEpisode) -> None:
@@ -165,12 +173,20 @@ class Learner:
         recent = self.successes[-20:]
         line = {"time": time.time(), "updates": self.agent.updates, "env_steps": self.env_steps,
                 "episodes": self.episodes_received, "success_rate": float(np.mean(recent)) if recent else None,
-                "demo_transitions": len(self.demo),
+                "demo_transitions": len(self.demo), **self._lag_ms(),
                 **metrics}
         with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(line) + "\n")
         if self.log_metrics is not None:
             self.log_metrics(line, self.env_steps)
+
+    def _lag_ms(self) -> dict[str, float]:
+        with self._lock:
+            lags = np.asarray(self.stream_lag_s)
+        if not len(lags):
+            return {}
+        return {"stream_lag_ms_p50": float(np.percentile(lags, 50) * 1e3),
+                "stream_lag_ms_p99": float(np.percentile(lags, 99) * 1e3)}
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> Path:

@@ -13,27 +13,29 @@ import logging
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from robot_rl.config import ConfigError
 from robot_rl.critics.training import relabeler_for, with_critic
 from robot_rl.env.factory import make_env, spaces_from_config
 from robot_rl.env.robot_env import RobotEnv
+from robot_rl.files import atomic_write_text
 from robot_rl.rl.actor import Actor, EpisodeSummary
 from robot_rl.rl.learner import Learner
 from robot_rl.rl.pacing import TimingSummary
+from robot_rl.rl.records import BEGIN
 from robot_rl.rl.run_log import WandbLog
 from robot_rl.rl.settings import LearnerConfig
+from robot_rl.rl.supervisor import RunFailed, Supervised, wait_for_file
 from robot_rl.rl.train import (
     DEMO_STORE,
     RandomWarmup,
@@ -54,6 +56,32 @@ log = logging.getLogger("robot_rl.processes")
 TOKEN_ENV = "ROBOT_RL_TOKEN"
 LEARNER_INFO = "learner.json"
 CURVE = "curve.json"
+
+
+class Outage:
+    """Logs a failure that repeats (the learner away) once when it starts, then a summary at most
+    every ``every_s`` seconds, and once when it ends; never a line per attempt."""
+
+    def __init__(self, what: str, every_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.what, self.every_s, self.clock = what, every_s, clock
+        self.since: float | None = None
+        self.failures = 0
+        self._logged = 0.0
+
+    def failed(self, error: object, state: str) -> None:
+        now = self.clock()
+        self.failures += 1
+        if self.since is None:
+            self.since, self._logged = now, now
+            log.warning("%s (learner unreachable: %s); %s", self.what, error, state)
+        elif now - self._logged >= self.every_s:
+            self._logged = now
+            log.warning("%s for %.0f s (%d attempts failed); %s", self.what, now - self.since, self.failures, state)
+
+    def ended(self) -> None:
+        if self.since is not None:
+            log.info("learner reachable again after %.0f s", self.clock() - self.since)
+            self.since, self.failures = None, 0
 
 
 def resolve_token(cfg: DictConfig) -> str:
@@ -150,11 +178,12 @@ def learner_address(cfg: DictConfig, run_dir: Path, wait_s: float = 120.0) -> st
     return f"{host}:{json.loads((run_dir / LEARNER_INFO).read_text())['port']}"
 
 
-def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_id: str = "actor-0",
+def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_id: str | None = None,
               env_factory: Callable[[DictConfig], RobotEnv] = make_env, device: TeleopDevice | None = None,
               stop: threading.Event | None = None) -> ActorReport:
-    """Act for ``train.env_steps`` steps (or until ``stop``), recording to run_dir/<actor_id>.zarr
-    and streaming to the learner.
+    """Act until run_dir/<actor_id>.zarr holds ``train.env_steps`` steps (or until ``stop``),
+    streaming to the learner: a rerun in the same run folder continues to that total.
+    ``actor_id``: the argument, else ``train.actor_id``, else actor-0.
 
     In sim the current policy is evaluated every ``train.eval_every`` steps on a second env.
     On hardware (``env_factory`` builds the robot's env, ``device`` is the operator's) there
@@ -175,29 +204,39 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     eval_env = env_factory(cfg) if simulated and cfg.train.eval_every > 0 else None
     acting_env, console = with_operator(env, cfg, token=resolve_token(cfg), device=device)
     agent = make_agent(cfg, env, "cpu")
+    actor_id = actor_id or cfg.train.actor_id or "actor-0"
     client = LearnerClient(learner_address(cfg, run_dir), resolve_token(cfg), actor_id, tls=_tls(cfg))
-    streamer = StepStreamer(client)
+    # past train.backlog_mb in RAM, steps wait in a file beside the store until the learner is back
+    streamer = StepStreamer(client, max_pending_bytes=cfg.train.backlog_mb << 20,
+                            spill_path=run_dir / f"{actor_id}.backlog")
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
     store = EpisodeStore.append_or_create(run_dir / f"{actor_id}.zarr", spec)
+    done_before = store.num_steps
+    log.info("actor %s: %s", actor_id, f"resuming at {done_before} of {cfg.train.env_steps} env steps"
+             if done_before else f"{cfg.train.env_steps} env steps to go")
     version = 0
     lead = cfg.learner.warmup_transitions + 2 * cfg.learner.publish_every
+    outage = Outage("no new weights from the learner")
 
     def refresh() -> bool:
         nonlocal version
         try:
             fetched = client.fetch_weights(version)
         except TransportError as e:
-            log.warning("no new weights (learner unreachable: %s); acting with version %d", e, version)
+            outage.failed(e, f"acting with version {version}, {streamer.pending} steps queued")
             return False
+        outage.ended()
         if fetched is None:
             return False
         version, arrays = fetched
         agent.load_policy_arrays(arrays)
         return True
 
+    stop = stop or threading.Event()
+
     def wait_for_learner(steps: int) -> None:
         """In sim, keep the actor from running ahead of the learner's update-to-data ratio."""
-        while steps * cfg.learner.utd_ratio > version * cfg.learner.publish_every + lead:
+        while steps * cfg.learner.utd_ratio > version * cfg.learner.publish_every + lead and not stop.is_set():
             if not refresh():
                 time.sleep(0.02)
 
@@ -209,18 +248,22 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
                                    "does not act before it has the policy it starts from")
             time.sleep(0.5)
     wandb_log = WandbLog(cfg, run_dir, "actor")
-    policy = RandomWarmup(agent, random_steps(cfg), env.action_space, cfg.seed)
+    policy = RandomWarmup(agent, max(0, random_steps(cfg) - done_before), env.action_space, cfg.seed + done_before)
     # the simulator runs as fast as it can unless told otherwise; a real robot runs at its control rate
     rate_hz = cfg.train.rate_hz or (None if simulated else cfg.robot.control_hz)
-    actor = Actor(acting_env, policy, send=streamer.put, store=store, rate_hz=rate_hz,
-                  refresh_weights=refresh, weights_every_steps=cfg.train.weights_every_steps, seed=cfg.seed,
+    actor = Actor(acting_env, policy, send=lambda record: streamer.put(record, int(record["event"]) == BEGIN),
+                  store=store, rate_hz=rate_hz, refresh_weights=refresh,
+                  weights_every_steps=cfg.train.weights_every_steps, seed=cfg.seed + len(store.episodes()),
                   console=console)
+    actor.total_steps = done_before
     report = ActorReport()
-    bar = tqdm(total=cfg.train.env_steps, unit="step", disable=not progress_bar, dynamic_ncols=True)
-    next_eval = cfg.train.eval_every
-    stop = stop or threading.Event()
+    bar = tqdm(total=cfg.train.env_steps, initial=done_before, unit="step", disable=not progress_bar,
+               dynamic_ncols=True)
+    next_eval = (done_before // cfg.train.eval_every + 1) * cfg.train.eval_every if cfg.train.eval_every > 0 else 0
     try:
         while actor.total_steps < cfg.train.env_steps and not stop.is_set():
+            if streamer.superseded:
+                raise RuntimeError(f"actor {actor_id}: {streamer.superseded}")
             if simulated and not actor.in_episode:
                 wait_for_learner(actor.total_steps)
             actor.step()
@@ -296,31 +339,55 @@ def record_teleop(cfg: DictConfig, path: Path, env_factory: Callable[[DictConfig
 
 # ---------------------------------------------------------------------- train
 def train_two_processes(cfg: DictConfig, overrides: list[str], run_dir: Path, progress_bar: bool = True) -> ActorReport:
-    """A learner subprocess (composed from the same ``overrides``) and the actor in this
-    process, joined over gRPC on loopback."""
+    """The learner and the actor as two child processes on loopback (composed from the same
+    ``overrides``), each restarted when it dies: the learner from its checkpoint and replay
+    store on the port the actor dials, the actor from its store (its budget is the run's
+    total), up to ``train.restarts`` times each with backoff. Past that, :class:`RunFailed`."""
     if cfg.train.demos:
         record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)
     token = cfg.learner.token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+    env = {**os.environ, TOKEN_ENV: token, SUPERVISED_ENV: "1"}
+    actor_id = cfg.train.actor_id or "actor-0"
     (run_dir / LEARNER_INFO).unlink(missing_ok=True)
-    local = ["learner.address=127.0.0.1:0", f"run_dir={run_dir}"]
-    env = {**os.environ, TOKEN_ENV: token}
-    log_file = open(run_dir / "learner.log", "ab")  # the child writes to it for its whole life
-    child = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "learner", *overrides, *local],
-                             env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    (run_dir / report_file(actor_id)).unlink(missing_ok=True)
+    port = 0  # the first learner picks one; a restarted learner listens on the same
+
+    def command(job: str, *more: str) -> list[str]:
+        return [sys.executable, "-m", "robot_rl.cli", job, *overrides, f"learner.address=127.0.0.1:{port}",
+                f"run_dir={run_dir}", *more]
+
+    learner = Supervised("learner", lambda: command("learner"), run_dir / "learner.log", env, cfg.train.restarts)
+    actor = Supervised("actor", lambda: command("actor", f"train.actor_id={actor_id}",
+                                               f"logging.progress_bar={str(progress_bar).lower()}"),
+                       run_dir / "actor.log", env, cfg.train.restarts, output_to_log=False)
     try:
-        actor_cfg = OmegaConf.merge(cfg, {"learner": {"address": "127.0.0.1:0", "token": token}})
-        deadline = time.monotonic() + 120
-        while not (run_dir / LEARNER_INFO).exists():
-            if child.poll() is not None:
-                raise RuntimeError(f"the learner exited with code {child.returncode}; see {run_dir / 'learner.log'}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the learner did not start within 120 s; see {run_dir / 'learner.log'}")
-            time.sleep(0.1)
-        return run_actor(actor_cfg, run_dir, progress_bar)
+        learner.start()
+        wait_for_file(run_dir / LEARNER_INFO, learner, 120, "learner")
+        port = json.loads((run_dir / LEARNER_INFO).read_text())["port"]
+        actor.start()
+        while actor.wait(0.5) is None and actor.pid is not None:
+            if learner.failure:
+                raise RunFailed(learner.failure)
+        if actor.failure:
+            raise RunFailed(actor.failure)
+        return read_report(run_dir, actor_id)
     finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-        log_file.close()
+        actor.stop()
+        learner.stop()
+
+
+SUPERVISED_ENV = "ROBOT_RL_SUPERVISED"  # set in the children of train: they leave the summary to train
+
+
+def report_file(actor_id: str) -> str:
+    return f"{actor_id}.report.json"
+
+
+def write_report(report: ActorReport, run_dir: Path, actor_id: str) -> None:
+    atomic_write_text(run_dir / report_file(actor_id), json.dumps(asdict(report)))
+
+
+def read_report(run_dir: Path, actor_id: str) -> ActorReport:
+    data = json.loads((run_dir / report_file(actor_id)).read_text())
+    timing = TimingSummary(**data.pop("timing")) if data.get("timing") else None
+    return ActorReport(**{**data, "curve": [tuple(point) for point in data["curve"]], "timing": timing})

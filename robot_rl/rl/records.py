@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from robot_rl.data.spec import KeySpec, StoreSpec
+
 BEGIN, STEP, END = 0, 1, 2
+EVENT_NAMES = {BEGIN: "begin", STEP: "step", END: "end"}
 OBS_PREFIX = "obs/"
 
 
@@ -48,38 +51,95 @@ class AssembledEpisode:
         return len(self.data["action"])
 
 
-class EpisodeAssembler:
-    """Collects each actor's records into whole episodes.
+class RecordError(ValueError):
+    """A record that does not fit the run's spec; its message names the key and the shapes."""
 
-    Records of an episode whose ``begin`` was never seen (the learner restarted mid-episode)
-    are dropped with the episode: the actor's own store still holds it.
+
+def check_record(record: Mapping[str, np.ndarray], spec: StoreSpec) -> None:
+    """Raise :class:`RecordError` unless ``record`` is a begin, step or end record of ``spec``'s
+    keys, shapes and dtype kinds (checked before the learner touches any state)."""
+    event = record.get("event")
+    if event is None or "episode" not in record:
+        raise RecordError(f"a record needs 'event' and 'episode', got keys {sorted(record)}")
+    event = int(np.asarray(event))
+    if event == END:
+        expected: dict[str, KeySpec] = {"success": KeySpec((), "bool")}
+    elif event in (BEGIN, STEP):
+        expected = {OBS_PREFIX + k: v for k, v in spec.obs.items()}
+        if event == STEP:
+            expected.update(spec.steps)
+    else:
+        raise RecordError(f"unknown record event {event}")
+    given = {k: np.asarray(v) for k, v in record.items() if k not in ("event", "episode")}
+    if set(given) != set(expected):
+        missing, unknown = sorted(set(expected) - set(given)), sorted(set(given) - set(expected))
+        raise RecordError(f"{EVENT_NAMES[event]} record: keys do not match the run's spec"
+                          + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
+    for key, want in expected.items():
+        value = given[key]
+        if value.shape != want.shape or value.dtype.kind != np.dtype(want.dtype).kind:
+            raise RecordError(f"{EVENT_NAMES[event]} record: key {key!r} is {value.dtype.name}{list(value.shape)}, "
+                              f"the run's spec says {want.dtype}{list(want.shape)}")
+
+
+class EpisodeAssembler:
+    """Collects each actor session's records into whole episodes.
+
+    Episodes are keyed by actor id: a record from a new session of an actor id (the actor was
+    restarted or replaced) closes that id's unfinished episode as truncated, so the steps of
+    two actors are never merged into one episode. Records of an episode whose ``begin`` was
+    never seen (the learner restarted mid-episode) are dropped with the episode: the actor's
+    own store still holds it.
     """
 
     def __init__(self) -> None:
-        self._open: dict[str, tuple[int, list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]] = {}
+        self._open: dict[str, _OpenEpisode] = {}
         self.dropped_records = 0
+        self.truncated_episodes = 0  # closed because their actor was replaced
 
-    def add(self, actor_id: str, record: Mapping[str, np.ndarray]) -> AssembledEpisode | None:
+    def add(self, actor_id: str, record: Mapping[str, np.ndarray], session: int = 0) -> list[AssembledEpisode]:
+        """The episodes this record completes (at most two: a replaced session's, and its own)."""
+        done = []
+        current = self._open.get(actor_id)
+        if current is not None and current.session != session:
+            del self._open[actor_id]
+            if current.steps:
+                self.truncated_episodes += 1
+                current.steps[-1]["truncated"] = np.bool_(True)
+                done.append(current.assemble(actor_id, success=False))
+            current = None
         event, episode = int(record["event"]), int(record["episode"])
         if event == BEGIN:
-            obs = {k[len(OBS_PREFIX):]: v for k, v in record.items() if k.startswith(OBS_PREFIX)}
-            self._open[actor_id] = (episode, [obs], [])
-            return None
-        current = self._open.get(actor_id)
-        if current is None or current[0] != episode:
+            self._open[actor_id] = _OpenEpisode(session, episode, [_obs_of(record)], [])
+            return done
+        if current is None or current.episode != episode:
             self.dropped_records += 1
-            return None
-        _, observations, steps = current
+            return done
         if event == STEP:
-            observations.append({k[len(OBS_PREFIX):]: v for k, v in record.items() if k.startswith(OBS_PREFIX)})
-            steps.append({k: v for k, v in record.items() if not k.startswith(OBS_PREFIX)
-                          and k not in ("event", "episode")})
-            return None
+            current.observations.append(_obs_of(record))
+            current.steps.append({k: v for k, v in record.items() if not k.startswith(OBS_PREFIX)
+                                  and k not in ("event", "episode")})
+            return done
         if event == END:
             del self._open[actor_id]
-            if not steps:
-                return None
-            data: dict[str, Any] = {"obs": {k: np.stack([o[k] for o in observations]) for k in observations[0]}}
-            data.update({k: np.stack([s[k] for s in steps]) for k in steps[0]})
-            return AssembledEpisode(data, bool(record["success"]), actor_id)
-        raise ValueError(f"unknown record event {event} from actor {actor_id!r}")
+            if current.steps:
+                done.append(current.assemble(actor_id, bool(record["success"])))
+            return done
+        raise RecordError(f"unknown record event {event} from actor {actor_id!r}")
+
+
+@dataclass
+class _OpenEpisode:
+    session: int
+    episode: int
+    observations: list[dict[str, np.ndarray]]
+    steps: list[dict[str, np.ndarray]]
+
+    def assemble(self, actor_id: str, success: bool) -> AssembledEpisode:
+        data: dict[str, Any] = {"obs": {k: np.stack([o[k] for o in self.observations]) for k in self.observations[0]}}
+        data.update({k: np.stack([s[k] for s in self.steps]) for k in self.steps[0]})
+        return AssembledEpisode(data, success, actor_id)
+
+
+def _obs_of(record: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k[len(OBS_PREFIX):]: v for k, v in record.items() if k.startswith(OBS_PREFIX)}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import grpc
 
 METADATA_KEY = "authorization"
+INSTANCE_KEY = "robot-rl-learner"  # trailing metadata of every acknowledgement: the learner process's id
 
 
 def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -20,7 +23,7 @@ import numpy as np
 from robot_rl.transport import robot_rl_transport_pb2 as pb
 from robot_rl.transport import robot_rl_transport_pb2_grpc as pb_grpc
 from robot_rl.transport.arrays import encode_arrays
-from robot_rl.transport.auth import bearer_metadata
+from robot_rl.transport.auth import INSTANCE_KEY, bearer_metadata
 from robot_rl.transport.errors import MalformedMessage, TransportError
 from robot_rl.transport.tls import TLSConfig, channel_credentials
 from robot_rl.transport.weights import WeightsAssembler
@@ -28,7 +31,8 @@ from robot_rl.transport.weights import WeightsAssembler
 log = logging.getLogger("robot_rl.transport")
 
 # Refusals that a retry of the same batch cannot fix.
-PERMANENT_REFUSALS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED})
+PERMANENT_REFUSALS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                grpc.StatusCode.FAILED_PRECONDITION})
 
 
 class LearnerClient:
@@ -68,6 +72,7 @@ class LearnerClient:
         self._stub = pb_grpc.LearnerStub(self._channel)
         self._sequence = 0
         self._sequence_lock = threading.Lock()
+        self.learner_instance = ""  # the process that acknowledged the last batch (a new one: it restarted)
         self._send_lock = threading.Lock()
 
     def next_sequence(self) -> int:
@@ -89,9 +94,10 @@ class LearnerClient:
         """
         batch = pb.StepBatch(actor_id=self.actor_id, session=self.session, sequence=sequence, steps=steps)
         try:
-            ack = self._stub.SendSteps(batch, timeout=self.timeout_s, metadata=self._metadata)
+            ack, call = self._stub.SendSteps.with_call(batch, timeout=self.timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _transport_error("send_steps", self.address, exc) from exc
+        self.learner_instance = dict(call.trailing_metadata() or ()).get(INSTANCE_KEY, "")
         return not ack.duplicate
 
     def fetch_weights(self, have_version: int) -> tuple[int, dict[str, np.ndarray]] | None:
@@ -136,63 +142,102 @@ class StepStreamer:
     thread sends batches of up to ``max_batch`` steps, one batch at a time, each under its own
     sequence number; while the learner is unreachable it keeps the batch and retries with
     exponential backoff capped at ``retry_max_s``, so after an outage it catches up in order and
-    the learner's duplicate check makes every step count once. Queued steps live in RAM: at most
-    ``max_pending`` of them (the oldest are dropped beyond that and counted in ``dropped``);
-    with two 128×128 cameras a step is ~100 kB, so size ``max_pending`` to the robot PC's memory.
-    A batch the learner refuses as malformed cannot succeed on retry: it is logged, dropped and
-    counted in ``dropped`` too.
+    the learner's duplicate check makes every step count once.
+
+    Memory is bounded: at most ``max_pending_bytes`` of queued steps stay in RAM (and at most
+    ``max_pending`` steps). Beyond that, with a ``spill_path``, steps are appended to that file
+    and sent from it, in order, once the learner is back: nothing is lost and RAM stays flat.
+    Without one, the oldest are dropped and counted in ``dropped``.
+
+    A learner that restarted (the acknowledgement names a new learner process) lost the
+    episode it was assembling: the streamer sends that episode again from its begin record,
+    so an episode the actor finishes reaches the learner whole. A batch the learner refuses
+    as malformed cannot succeed on retry: it is logged, dropped and counted in ``dropped``; a
+    refusal because another actor session took this actor id over sets ``superseded``.
     The streamer does not own the client; close the client after the streamer.
     """
 
-    def __init__(self, client: LearnerClient, max_batch: int = 64, max_pending: int = 100_000,
+    def __init__(self, client: LearnerClient, max_batch: int = 64, max_pending: int = 1_000_000,
+                 max_pending_bytes: int = 2 << 30, spill_path: str | os.PathLike | None = None,
                  max_batch_bytes: int = 32 << 20, retry_initial_s: float = 0.05, retry_max_s: float = 2.0) -> None:
         if not 0 < max_batch <= max_pending:
             raise ValueError(f"need 0 < max_batch <= max_pending, got {max_batch} and {max_pending}")
         self._client = client
         self._max_batch = max_batch
         self._max_pending = max_pending
+        self._max_pending_bytes = max_pending_bytes
         self._max_batch_bytes = max_batch_bytes
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
-        self._queue: deque[tuple[pb.Step, int]] = deque()  # (step, bytes of array data)
+        self._queue: deque[_Queued] = deque()
+        self._queued_bytes = 0
+        self._spill = _SpillFile(spill_path) if spill_path is not None else None
         self._in_flight = 0
+        self._episode: list[_Queued] = []  # acknowledged records of the episode the learner is assembling
         self._cond = threading.Condition()
         self._closing = False
         self.connected = False
         self.sent = 0
         self.dropped = 0
+        self.resent_episodes = 0  # episodes sent again to a restarted learner
+        self.superseded: str | None = None
         self._outage_logged = False
         self._thread = threading.Thread(target=self._run, name=f"step-streamer-{client.actor_id}", daemon=True)
         self._thread.start()
 
     @property
     def pending(self) -> int:
-        """Steps queued or in flight, not yet acknowledged by the learner."""
+        """Steps queued (in RAM or spilled) or in flight, not yet acknowledged by the learner."""
         with self._cond:
-            return len(self._queue) + self._in_flight
+            return len(self._queue) + self._in_flight + (len(self._spill) if self._spill else 0)
 
-    def put(self, step: Mapping[str, np.ndarray]) -> None:
-        encoded = pb.Step(arrays=encode_arrays(step))
-        nbytes = sum(np.asarray(value).nbytes for value in step.values())  # cheaper than ByteSize() on the message
+    @property
+    def spilled(self) -> int:
+        """Steps waiting in the spill file."""
+        with self._cond:
+            return len(self._spill) if self._spill else 0
+
+    def put(self, step: Mapping[str, np.ndarray], begins_episode: bool = False) -> None:
+        """Queue ``step``; ``begins_episode`` marks an episode's first record (what a restarted
+        learner needs again, see the class docstring)."""
+        queued = _Queued(pb.Step(arrays=encode_arrays(step)),
+                         sum(np.asarray(value).nbytes for value in step.values()),  # cheaper than ByteSize()
+                         begins_episode)
         with self._cond:
             if self._closing:
                 raise RuntimeError("StepStreamer is closed")
-            if len(self._queue) + self._in_flight >= self._max_pending:
-                self.dropped += 1
-                if self.dropped == 1 or self.dropped % 1000 == 0:
-                    log.warning("step queue full (%d): dropped %d oldest steps so far", self._max_pending,
-                                self.dropped)
-                if not self._queue:
+            over = (self._queued_bytes + queued.nbytes > self._max_pending_bytes
+                    or len(self._queue) + self._in_flight >= self._max_pending)
+            if self._spill is not None and (over or len(self._spill)):
+                self._spill.append(queued)  # in order: once spilling, every newer step goes there too
+            else:
+                while over and self._queue:
+                    self._drop_oldest()
+                    over = (self._queued_bytes + queued.nbytes > self._max_pending_bytes
+                            or len(self._queue) + self._in_flight >= self._max_pending)
+                if over:  # nothing queued to make room (all in flight): the new step is the one dropped
+                    self._count_dropped(1)
                     return
-                self._queue.popleft()
-            self._queue.append((encoded, nbytes))
+                self._queue.append(queued)
+                self._queued_bytes += queued.nbytes
             self._cond.notify_all()
+
+    def _drop_oldest(self) -> None:
+        dropped = self._queue.popleft()
+        self._queued_bytes -= dropped.nbytes
+        self._count_dropped(1)
+
+    def _count_dropped(self, n: int) -> None:
+        self.dropped += n
+        if self.dropped == n or self.dropped % 1000 < n:
+            log.warning("step queue full (%d MB in RAM, no spill file): dropped %d oldest steps so far",
+                        self._max_pending_bytes >> 20, self.dropped)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every step put so far is acknowledged; False if ``timeout`` ran out first."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._in_flight:
+            while self._queue or self._in_flight or (self._spill and len(self._spill)):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -204,11 +249,13 @@ class StepStreamer:
         self.flush(flush_timeout)
         with self._cond:
             self._closing = True
-            abandoned = len(self._queue) + self._in_flight
+            abandoned = len(self._queue) + self._in_flight + (len(self._spill) if self._spill else 0)
             self._cond.notify_all()
         self._thread.join()
+        if self._spill is not None:
+            self._spill.close()
         if abandoned:
-            log.warning("StepStreamer closed with %d steps not delivered", abandoned)
+            log.warning("StepStreamer closed with %d steps not delivered (they are in the actor's store)", abandoned)
 
     def __enter__(self) -> StepStreamer:
         return self
@@ -219,29 +266,72 @@ class StepStreamer:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closing:
+                while not self._queue and not (self._spill and len(self._spill)) and not self._closing:
                     self._cond.wait()
                 if self._closing:
                     return
                 batch = self._take_batch()
-            delivered = self._deliver(batch, self._client.next_sequence())
+            instance = self._client.learner_instance
+            delivered = self._deliver([q.step for q in batch], self._client.next_sequence())
+            if delivered and instance and self._client.learner_instance != instance:
+                self._resend_episode(batch)
             with self._cond:
                 self._in_flight = 0
                 if delivered:
                     self.sent += len(batch)
+                    self._remember(batch)
                 self._cond.notify_all()
 
-    def _take_batch(self) -> list[pb.Step]:
-        """Called with the lock held: the oldest steps, up to max_batch and max_batch_bytes."""
-        step, size = self._queue.popleft()
-        batch = [step]
-        while self._queue and len(batch) < self._max_batch:
-            size += self._queue[0][1]
-            if size > self._max_batch_bytes:
+    def _take_batch(self) -> list[_Queued]:
+        """Called with the lock held: the oldest steps (RAM first, then the spill file), up to
+        max_batch and max_batch_bytes."""
+        batch: list[_Queued] = []
+        size = 0
+        while len(batch) < self._max_batch:
+            if self._queue:
+                nxt = self._queue[0]
+                if batch and size + nxt.nbytes > self._max_batch_bytes:
+                    break
+                self._queue.popleft()
+                self._queued_bytes -= nxt.nbytes
+            elif self._spill and len(self._spill):
+                nxt = self._spill.peek()
+                if batch and size + nxt.nbytes > self._max_batch_bytes:
+                    break
+                self._spill.pop()
+            else:
                 break
-            batch.append(self._queue.popleft()[0])
+            batch.append(nxt)
+            size += nxt.nbytes
         self._in_flight = len(batch)
         return batch
+
+    def _remember(self, batch: list[_Queued]) -> None:
+        """Keep the acknowledged records since the newest begin: what a restarted learner lost."""
+        for queued in batch:
+            if queued.begin:
+                self._episode = []
+            self._episode.append(queued)
+        if len(self._episode) > 100_000:  # not an episode (no begin records): nothing to resend
+            self._episode = []
+
+    def _resend_episode(self, batch: list[_Queued]) -> None:
+        """The learner restarted while this batch was on its way: its records up to the batch's
+        first begin belong to an episode the new learner never saw begin; send it whole again."""
+        head = []
+        for queued in batch:
+            if queued.begin:
+                break
+            head.append(queued)
+        episode = [*self._episode, *head] if self._episode and self._episode[0].begin else []
+        if not episode:
+            return
+        log.warning("the learner restarted: sending the episode it was assembling again (%d records)", len(episode))
+        for start in range(0, len(episode), self._max_batch):
+            if not self._deliver([q.step for q in episode[start:start + self._max_batch]],
+                                 self._client.next_sequence()):
+                return
+        self.resent_episodes += 1
 
     def _deliver(self, batch: list[pb.Step], sequence: int) -> bool:
         """Send until acknowledged; False if refused for good or the streamer closed meanwhile."""
@@ -251,6 +341,8 @@ class StepStreamer:
                 self._client.send_encoded_steps(batch, sequence)
             except TransportError as exc:
                 if exc.code in PERMANENT_REFUSALS:
+                    if exc.code == grpc.StatusCode.FAILED_PRECONDITION:
+                        self.superseded = str(exc)
                     log.error("learner refused a batch of %d steps, dropping it: %s", len(batch), exc)
                     with self._cond:
                         self.dropped += len(batch)
@@ -270,3 +362,59 @@ class StepStreamer:
             self.connected = True
             self._outage_logged = False
             return True
+
+
+@dataclass(frozen=True)
+class _Queued:
+    step: pb.Step
+    nbytes: int  # bytes of array data
+    begin: bool  # an episode's begin record
+
+
+class _SpillFile:
+    """A first-in first-out queue of encoded steps in a file: length-prefixed records appended
+    at the end, read from an offset; the file starts again empty whenever it is drained."""
+
+    HEADER = struct.Struct("<QQB")  # message length, array bytes, begin flag
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "w+b")
+        self._read_at = 0
+        self._count = 0
+        self._head: _Queued | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, queued: _Queued) -> None:
+        data = queued.step.SerializeToString()
+        self._file.seek(0, os.SEEK_END)
+        self._file.write(self.HEADER.pack(len(data), queued.nbytes, queued.begin) + data)
+        self._count += 1
+
+    def peek(self) -> _Queued:
+        if self._head is None:
+            self._file.flush()
+            self._file.seek(self._read_at)
+            length, nbytes, begin = self.HEADER.unpack(self._file.read(self.HEADER.size))
+            step = pb.Step()
+            step.ParseFromString(self._file.read(length))
+            self._head = _Queued(step, nbytes, bool(begin))
+            self._read_at = self._file.tell()
+        return self._head
+
+    def pop(self) -> _Queued:
+        head = self.peek()
+        self._head = None
+        self._count -= 1
+        if self._count == 0:
+            self._file.seek(0)
+            self._file.truncate()
+            self._read_at = 0
+        return head
+
+    def close(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)

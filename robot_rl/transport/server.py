@@ -27,7 +27,7 @@ log = logging.getLogger("robot_rl.transport")
 
 
 class LearnerServer:
-    """Receives step batches and serves the newest policy weights; ``on_steps(actor_id, steps)`` is called
+    """Receives step batches and serves the newest policy weights; ``on_steps(actor_id, steps, session)`` is called
     on the server's worker threads.
 
     Batches from one actor reach ``on_steps`` in order and once each; batches from different

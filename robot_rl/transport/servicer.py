@@ -7,6 +7,7 @@ status for that one call; the worker thread then serves the next caller as usual
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -18,13 +19,15 @@ import numpy as np
 from robot_rl.transport import robot_rl_transport_pb2 as pb
 from robot_rl.transport import robot_rl_transport_pb2_grpc as pb_grpc
 from robot_rl.transport.arrays import ArrayLimits, decode_arrays
+from robot_rl.transport.auth import INSTANCE_KEY
 from robot_rl.transport.dedup import BatchDeduplicator
 from robot_rl.transport.errors import MalformedMessage
 
 log = logging.getLogger("robot_rl.transport")
 
 MAX_ACTOR_ID_LENGTH = 128
-StepsCallback = Callable[[str, list[dict[str, np.ndarray]]], None]
+# on_steps(actor_id, steps, session); raising ValueError refuses the batch (INVALID_ARGUMENT)
+StepsCallback = Callable[[str, list[dict[str, np.ndarray]], int], None]
 
 
 @dataclass
@@ -35,7 +38,9 @@ class TransportStats:
     batches: int = 0
     duplicate_batches: int = 0  # retries of batches already delivered, acknowledged and not delivered again
     refused_unauthenticated: int = 0
-    refused_malformed: int = 0
+    refused_malformed: int = 0  # undecodable, or not fitting the run's spec (on_steps raised ValueError)
+    refused_superseded: int = 0  # from an actor session whose id a newer session took over
+    replaced_sessions: int = 0
     weights_served: int = 0  # complete weight downloads
 
 
@@ -58,6 +63,9 @@ class LearnerServicer(pb_grpc.LearnerServicer):
         self._stats_lock = threading.Lock()
         self._weights: PublishedWeights | None = None
         self._weights_lock = threading.Lock()
+        self.instance = os.urandom(8).hex()  # tells actors that this is a new learner (a restarted one)
+        self._sessions: dict[str, int] = {}  # actor id: the session that streams under it
+        self._superseded: set[tuple[str, int]] = set()
 
     def stats(self) -> TransportStats:
         """A consistent snapshot of the counters."""
@@ -80,9 +88,12 @@ class LearnerServicer(pb_grpc.LearnerServicer):
             steps = [decode_arrays(step.arrays, self._limits) for step in request.steps]
         except MalformedMessage as exc:
             self._refuse_malformed(context, actor_id, str(exc))
+        self._claim(context, actor_id, request.session)
         try:
             delivered = self._dedup.deliver_once((actor_id, request.session), request.sequence,
-                                                 lambda: self._on_steps(actor_id, steps))
+                                                 lambda: self._on_steps(actor_id, steps, request.session))
+        except ValueError as exc:  # records that do not fit the run: a retry cannot fix them
+            self._refuse_malformed(context, actor_id, str(exc))
         except Exception as exc:
             # Not marked as delivered, so the actor's retry gets another chance.
             log.exception("on_steps failed for a batch from actor %r", actor_id)
@@ -93,7 +104,31 @@ class LearnerServicer(pb_grpc.LearnerServicer):
                 self._stats.steps_received += len(steps)
             else:
                 self._stats.duplicate_batches += 1
+        context.set_trailing_metadata(((INSTANCE_KEY, self.instance),))
         return pb.StepAck(sequence=request.sequence, duplicate=not delivered)
+
+    def _claim(self, context: grpc.ServicerContext, actor_id: str, session: int) -> None:
+        """One session streams under an actor id: a new session replaces the one before (a
+        restarted or replacement actor), whose later batches are refused, never merged."""
+        with self._stats_lock:
+            if (actor_id, session) in self._superseded:
+                self._stats.refused_superseded += 1
+                refused = True
+            else:
+                refused = False
+                previous = self._sessions.get(actor_id)
+                if previous != session:
+                    if previous is not None:
+                        self._superseded.add((actor_id, previous))
+                        self._stats.replaced_sessions += 1
+                        log.warning("actor id %r: a new actor session replaces the previous one, whose unfinished "
+                                    "episode is closed as truncated (give each robot its own train.actor_id)",
+                                    actor_id)
+                    self._sessions[actor_id] = session
+        if refused:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"actor id {actor_id!r} is now used by another actor session; give each actor its own "
+                          f"train.actor_id")
 
     def FetchWeights(self, request: pb.WeightsRequest, context: grpc.ServicerContext) -> Iterator[pb.WeightsChunk]:
         with self._weights_lock:
