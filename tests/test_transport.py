@@ -417,6 +417,48 @@ def test_streamer_drops_the_oldest_steps_when_its_queue_is_full(start_server, co
     assert len(got) == 10 and got == sorted(got) and got[-1] == 14
 
 
+def test_streamer_spills_beyond_its_ram_budget_and_loses_nothing(start_server, connect, tmp_path):
+    probe = start_server()
+    address = f"127.0.0.1:{probe.port}"
+    probe.stop(grace=None)  # the learner is away
+    step_bytes = sum(np.asarray(v).nbytes for v in transition(0).values())
+    spill = tmp_path / "actor-0.backlog"
+    streamer = connect.stream(connect(address), max_batch=8, max_pending_bytes=5 * step_bytes, spill_path=spill,
+                              retry_initial_s=0.02, retry_max_s=0.1)
+    for i in range(60):
+        streamer.put(transition(i))
+    assert streamer.dropped == 0 and streamer.pending == 60
+    assert streamer.spilled >= 50 and spill.stat().st_size > 50 * step_bytes  # RAM held at most 5 + a batch
+
+    received = Received()
+    start_server(received, address=address)
+    assert streamer.flush(timeout=20)
+    assert received.indices("actor-0") == list(range(60))  # in order, once each
+    assert spill.stat().st_size == 0  # drained
+    streamer.close()
+    assert not spill.exists()
+
+
+def test_a_restarted_learner_gets_the_episode_it_was_assembling_again(start_server, connect):
+    received = Received()
+    first = start_server(received)
+    port = first.port
+    streamer = connect.stream(connect(first), max_batch=4, retry_initial_s=0.02, retry_max_s=0.1)
+    for i in range(6):  # an episode begins at 0; the learner has its first six records
+        streamer.put(transition(i), begins_episode=i == 0)
+    assert streamer.flush(timeout=5)
+    first.stop(grace=1.0)  # the learner dies with the episode half assembled
+
+    second = Received()
+    start_server(second, address=f"127.0.0.1:{port}")
+    for i in range(6, 10):
+        streamer.put(transition(i), begins_episode=i == 8)  # the episode ends at 7, the next begins at 8
+    assert streamer.flush(timeout=10)
+    # the batch that found the new learner, then the first episode from its begin record and the next
+    # one again (what the new learner assembles: episode 0..7 whole, and 8.. open)
+    assert second.indices("actor-0") == [6, 7, 8, 9, *range(8), 8, 9] and streamer.resent_episodes == 1
+
+
 def test_two_actors_stream_at_once(start_server, connect):
     received = Received()
     server = start_server(received)

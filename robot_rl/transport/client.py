@@ -316,20 +316,18 @@ class StepStreamer:
             self._episode = []
 
     def _resend_episode(self, batch: list[_Queued]) -> None:
-        """The learner restarted while this batch was on its way: its records up to the batch's
-        first begin belong to an episode the new learner never saw begin; send it whole again."""
-        head = []
-        for queued in batch:
-            if queued.begin:
-                break
-            head.append(queued)
-        episode = [*self._episode, *head] if self._episode and self._episode[0].begin else []
+        """The learner restarted while this batch was on its way: the records of the batch up
+        to its first begin belong to an episode the new learner never saw begin. Send that
+        episode whole again, then the batch's records from its first begin on (the episode
+        after it, which the resent begin record displaced)."""
+        first_begin = next((i for i, queued in enumerate(batch) if queued.begin), len(batch))
+        episode = [*self._episode, *batch[:first_begin]] if self._episode and self._episode[0].begin else []
         if not episode:
             return
         log.warning("the learner restarted: sending the episode it was assembling again (%d records)", len(episode))
-        for start in range(0, len(episode), self._max_batch):
-            if not self._deliver([q.step for q in episode[start:start + self._max_batch]],
-                                 self._client.next_sequence()):
+        again = [*episode, *batch[first_begin:]]
+        for start in range(0, len(again), self._max_batch):
+            if not self._deliver([q.step for q in again[start:start + self._max_batch]], self._client.next_sequence()):
                 return
         self.resent_episodes += 1
 
