@@ -83,12 +83,37 @@ class Camera(ABC):
 
 
 class Arm(ABC):
+    """One arm. Besides its commands, a driver declares what it can do, so that the safety
+    chain checks it when it starts (one line, never at run time):
+
+    ``takes_joint_commands``: :meth:`command_joints` moves the arm. A driver that cannot
+    says False, and its :meth:`command_joints` raises :class:`UnsupportedCommand`.
+
+    ``senses_force``: ``ArmState.wrench`` is a measurement. A driver without a force sensor
+    reports zeros there and says False; the safety chain then refuses a contact limit (a
+    limits file must say ``contact: none`` to run such an arm).
+
+    Both default to False: a driver that does not say gets the safe answer.
+    """
+
+    takes_joint_commands: bool = False
+    senses_force: bool = False
+
+    @property
+    def label(self) -> str:
+        """The arm in a few words, for one-line errors (``UR arm at 192.0.2.10``)."""
+        return type(self).__name__
+
     @abstractmethod
     def state(self) -> ArmState: ...
 
     @abstractmethod
     def command(self, target: np.ndarray) -> None:
         """Move towards an end-effector target pose (x, y, z, qw, qx, qy, qz; base frame)."""
+
+    @abstractmethod
+    def command_joints(self, q: np.ndarray) -> None:
+        """Move towards joint targets ``q`` (rad, one per joint in the arm's order)."""
 
     @abstractmethod
     def stop(self) -> None:
@@ -101,6 +126,14 @@ class Arm(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device."""
+
+
+def joint_targets(q: np.ndarray, n: int, arm: str) -> np.ndarray:
+    """``q`` as ``n`` finite floats, or a ValueError naming the arm."""
+    q = np.asarray(q, dtype=float)
+    if q.shape != (n,) or not np.all(np.isfinite(q)):
+        raise ValueError(f"{arm}: joint targets must be {n} finite numbers (rad), got {q.tolist()}")
+    return q
 
 
 class Gripper(ABC):
@@ -119,6 +152,10 @@ class Gripper(ABC):
 
 class DriverError(RuntimeError):
     """A device that is missing, gone or faulted, or an SDK that is not installed; one clear line."""
+
+
+class UnsupportedCommand(DriverError):
+    """A command the arm cannot take (joint targets to a driver without them); one clear line."""
 
 
 def import_sdk(module: str, install: str, driver: str):

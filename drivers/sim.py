@@ -6,8 +6,17 @@ import math
 
 import numpy as np
 
-from robot_rl.drivers.base import Arm, ArmState, Camera, CameraInfo, Frame, Gripper, GripperState
-from robot_rl.sim.simulation import GRIPPER_MAX_WIDTH, ArmSimulation, Pose
+from robot_rl.drivers.base import (
+    Arm,
+    ArmState,
+    Camera,
+    CameraInfo,
+    Frame,
+    Gripper,
+    GripperState,
+    joint_targets,
+)
+from robot_rl.sim.simulation import ARM_JOINTS, GRIPPER_MAX_WIDTH, ArmSimulation, Pose
 
 
 class SimCamera(Camera):
@@ -28,8 +37,18 @@ class SimCamera(Camera):
 
 
 class SimArm(Arm):
+    """The simulated Panda: end-effector targets through the sim's IK, joint targets straight
+    to its joint servos; the contact wrench comes from the simulator's contact forces."""
+
+    takes_joint_commands = True
+    senses_force = True
+
     def __init__(self, sim: ArmSimulation):
         self.sim = sim
+
+    @property
+    def label(self) -> str:
+        return "the simulated arm"
 
     def state(self) -> ArmState:
         s = self.sim
@@ -41,6 +60,9 @@ class SimArm(Arm):
             raise ValueError(f"arm target must be 7 finite numbers (x, y, z, qw, qx, qy, qz), got {target}")
         quat = target[3:] / np.linalg.norm(target[3:])
         self.sim.command_ee(Pose(target[:3], quat))
+
+    def command_joints(self, q: np.ndarray) -> None:
+        self.sim.command_joints(joint_targets(q, len(ARM_JOINTS), self.label))
 
     def stop(self) -> None:
         self.sim.hold()

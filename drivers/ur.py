@@ -1,4 +1,6 @@
-"""Universal Robots arms over RTDE (ur_rtde): ``servoL`` towards end-effector targets.
+"""Universal Robots arms over RTDE (ur_rtde): ``servoL`` towards end-effector targets,
+``servoJ`` towards joint targets. The wrench is the controller's TCP force estimate
+(``getActualTCPForce``: the e-Series' built-in F/T sensor, the CB3's joint-current estimate).
 
 Faults are surfaced, never cleared: a protective or emergency stop, or a receive stream
 that went silent for longer than ``receive_timeout``, makes ``state`` and ``command``
@@ -15,7 +17,9 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from robot_rl.drivers.base import Arm, ArmState, DriverError, import_sdk
+from robot_rl.drivers.base import Arm, ArmState, DriverError, import_sdk, joint_targets
+
+JOINTS = 6
 
 
 def rotvec_pose_to_quat(pose: np.ndarray) -> np.ndarray:
@@ -28,6 +32,9 @@ def quat_pose_to_rotvec(pose: np.ndarray) -> np.ndarray:
 
 
 class URArm(Arm):
+    takes_joint_commands = True
+    senses_force = True  # getActualTCPForce
+
     def __init__(self, host: str, home_pose: np.ndarray, period: float = 0.1, receive_timeout: float = 0.04,
                  speed: float = 0.25, acceleration: float = 1.2, lookahead: float = 0.1, gain: float = 300,
                  control: Any = None, receive: Any = None, clock: Callable[[], float] = time.monotonic):
@@ -45,6 +52,10 @@ class URArm(Arm):
         self._home = np.asarray(home_pose, dtype=float)
         self._last_robot_time: float | None = None
         self._last_change = clock()
+
+    @property
+    def label(self) -> str:
+        return f"UR arm at {self.host}"
 
     def _check(self) -> None:
         r = self.receive
@@ -73,6 +84,14 @@ class URArm(Arm):
         pose = quat_pose_to_rotvec(np.asarray(target, float)).tolist()
         if not self.control.servoL(pose, self.speed, self.acceleration, self.period, self.lookahead, self.gain):
             raise DriverError(f"UR arm at {self.host}: servoL was refused")
+
+    def command_joints(self, q: np.ndarray) -> None:
+        q = joint_targets(q, JOINTS, self.label)
+        self._check()
+        # servoJ(q, speed, acceleration, time, lookahead_time, gain): speed and acceleration are unused by
+        # servoJ on current controllers; time is how long the target is tracked (one control period)
+        if not self.control.servoJ(q.tolist(), self.speed, self.acceleration, self.period, self.lookahead, self.gain):
+            raise DriverError(f"UR arm at {self.host}: servoJ was refused")
 
     def stop(self) -> None:
         self.control.servoStop(2.0)

@@ -215,7 +215,7 @@ class RTDEDouble:
         self.tcp = [0.4, 0.1, 0.3, np.pi, 0.0, 0.0]  # gripper down, as UR reports it
         self.protective = self.estop = False
         self.robot_time = 0.0
-        self.servo, self.stops, self.accept = [], 0, True
+        self.servo, self.servo_j, self.stops, self.accept = [], [], 0, True
 
     # receive
     def isConnected(self):
@@ -242,9 +242,14 @@ class RTDEDouble:
     def getActualTCPForce(self):
         return [1.0, 2.0, 3.0, 0.1, 0.2, 0.3]
 
-    # control
-    def servoL(self, pose, speed, acc, t, lookahead, gain):
-        self.servo.append((pose, t))
+    # control (ur_rtde binds these positionally: servoL/servoJ(target, speed, acceleration, time,
+    # lookahead_time, gain) -> bool)
+    def servoL(self, pose, speed, acceleration, time, lookahead_time, gain):
+        self.servo.append((pose, time))
+        return self.accept
+
+    def servoJ(self, q, speed, acceleration, time, lookahead_time, gain):
+        self.servo_j.append((list(q), time, lookahead_time, gain))
         return self.accept
 
     def servoStop(self, a):
@@ -275,6 +280,24 @@ def test_ur_state_and_commands_convert_axis_angle_and_quaternions():
     assert np.allclose(rotvec_pose_to_quat(np.asarray(pose)), target)
     arm.stop()
     assert rtde.stops == 1
+
+
+def test_ur_joint_commands_go_to_servoj_and_it_senses_force():
+    rtde, now = RTDEDouble(), [0.0]
+    arm = ur_arm(rtde, lambda: now[0])
+    assert arm.takes_joint_commands and arm.senses_force and arm.label == "UR arm at 192.0.2.10"
+    q = [0.1, -1.5, 1.5, -1.6, -1.57, 0.2]
+    arm.command_joints(np.array(q))
+    assert rtde.servo_j == [(q, 0.1, 0.1, 300)] and rtde.servo == []
+    with pytest.raises(ValueError, match=r"UR arm at 192\.0\.2\.10: joint targets must be 6 finite numbers"):
+        arm.command_joints(np.zeros(7))
+    rtde.accept = False
+    with pytest.raises(DriverError, match="servoJ was refused"):
+        arm.command_joints(np.array(q))
+    rtde.accept, rtde.protective = True, True
+    with pytest.raises(DriverError, match="protective stop"):
+        arm.command_joints(np.array(q))
+    assert len(rtde.servo_j) == 2  # the refused one reached servoJ; the faulted one did not
 
 
 def test_ur_faults_are_raised_never_cleared():
@@ -308,11 +331,13 @@ def test_ur_receive_timeout():
 
 # ---------------------------------------------------------------------- xArm
 class XArmDouble:
-    """A test double of xarm.wrapper.XArmAPI (millimetres, roll/pitch/yaw in radians)."""
+    """A test double of xarm.wrapper.XArmAPI (millimetres, roll/pitch/yaw in radians), its
+    signatures as in xarm-python-sdk 1.18; ``ft`` is a fitted F/T sensor's reading, or None."""
 
-    def __init__(self):
+    def __init__(self, ft=None):
         self.connected, self.error_code = True, 0
         self.calls, self.pose = [], [400.0, 0.0, 300.0, np.pi, 0.0, 0.0]
+        self.ft, self.ft_enabled = ft, False
 
     def motion_enable(self, enable):
         self.calls.append(("motion_enable", enable))
@@ -332,11 +357,24 @@ class XArmDouble:
     def get_joint_states(self, is_radian):
         return 0, [[0.1] * 7, [0.0] * 7, [0.0] * 7]
 
-    def get_ft_sensor_data(self):
-        return 1, [0.0] * 6  # no sensor fitted
+    def set_ft_sensor_enable(self, on_off):
+        self.calls.append(("set_ft_sensor_enable", on_off))
+        self.ft_enabled = bool(on_off) and self.ft is not None
+        return 0 if self.ft is not None else 1
 
-    def set_servo_cartesian(self, pose, is_radian):
-        self.calls.append(("servo", list(pose)))
+    def get_ft_sensor_data(self, is_raw=False):
+        if not self.ft_enabled:
+            return 1, [0.0] * 6  # no sensor fitted, or not enabled
+        return 0, list(self.ft)
+
+    def set_servo_cartesian(self, mvpose, speed=None, mvacc=None, mvtime=0, is_radian=None, is_tool_coord=False,
+                            **kwargs):
+        self.calls.append(("servo", list(mvpose)))
+        return 0
+
+    def set_servo_angle_j(self, angles, speed=None, mvacc=None, mvtime=None, is_radian=None, **kwargs):
+        assert is_radian is True  # the driver speaks radians
+        self.calls.append(("servo_j", list(angles)))
         return 0
 
     def clean_error(self):
@@ -355,6 +393,62 @@ def test_xarm_enables_servo_mode_and_converts_units():
     assert name == "servo" and np.allclose(pose[:3], [410.0, 20.0, 250.0]) and abs(abs(pose[3]) - np.pi) < 1e-9
     arm.stop()
     assert api.calls[-1] == ("servo", api.pose)  # hold: servo to where it is
+
+
+def test_xarm_joint_commands_go_to_set_servo_angle_j():
+    api = XArmDouble()
+    arm = XArm("192.0.2.20", DOWN, api=api)
+    assert arm.takes_joint_commands
+    q = [0.1, -0.2, 0.0, 0.5, 0.0, 0.7, 0.0]  # 7, as get_joint_states reports on every model
+    arm.command_joints(np.array(q))
+    assert api.calls[-1] == ("servo_j", q)
+    with pytest.raises(ValueError, match="joint targets must be 7 finite numbers"):
+        arm.command_joints(np.array([0.0, np.nan, 0, 0, 0, 0, 0]))
+    api.error_code = 24
+    with pytest.raises(DriverError, match="controller error 24"):
+        arm.command_joints(np.array(q))
+
+
+def test_xarm_senses_force_only_with_its_ft_sensor_configured():
+    api = XArmDouble(ft=[0.0, 0.0, 12.0, 0.0, 0.1, 0.0])
+    arm = XArm("192.0.2.20", DOWN, api=api)  # the sensor is there, but nobody said so: not read
+    assert not arm.senses_force and arm.state().wrench.tolist() == [0.0] * 6
+    assert ("set_ft_sensor_enable", 1) not in api.calls
+    api = XArmDouble(ft=[0.0, 0.0, 12.0, 0.0, 0.1, 0.0])
+    arm = XArm("192.0.2.20", DOWN, api=api, ft_sensor=True)
+    assert arm.senses_force and ("set_ft_sensor_enable", 1) in api.calls
+    assert arm.state().wrench.tolist() == [0.0, 0.0, 12.0, 0.0, 0.1, 0.0]
+    api.ft_enabled = False  # the sensor stops answering: a fault, never zeros
+    with pytest.raises(DriverError, match="get_ft_sensor_data failed with code 1"):
+        arm.state()
+    with pytest.raises(DriverError, match="set_ft_sensor_enable failed"):  # configured, but not fitted
+        XArm("192.0.2.20", DOWN, api=XArmDouble(), ft_sensor=True)
+
+
+def test_a_contact_limit_on_an_xarm_without_ft_sensor_is_refused_at_start_up(tmp_path):
+    from robot_rl.drivers.factory import ARM_JOINTS
+    from robot_rl.safety import ArmCapabilityError, SafeArm, load_limits
+    from robot_rl.safety.limits import limits_path
+
+    limits = load_limits("sim_panda", ARM_JOINTS["xarm"])  # the same joint names as the xArm 7's
+    with pytest.raises(ArmCapabilityError, match=r"^safety limits sim_panda\.yaml: 'contact' .* xArm at 192\.0\.2\.20 "
+                                                 r"without an F/T sensor .*cannot sense force.*'contact: none'"):
+        SafeArm.from_limits(XArm("192.0.2.20", DOWN, api=XArmDouble()), limits, 0.1, clock=lambda: 0.0)
+    text = limits_path("sim_panda").read_text()
+    start = text.index("\ncontact:")
+    end = text.index("\ngripper:")
+    path = tmp_path / "xarm7_no_ft.yaml"
+    path.write_text(text[:start] + "\ncontact: none  # no F/T sensor on this arm\n" + text[end:])
+    api = XArmDouble()
+    safe = SafeArm.from_limits(XArm("192.0.2.20", DOWN, api=api), load_limits(str(path), ARM_JOINTS["xarm"]), 0.1,
+                               clock=lambda: 0.0, joint_commands=True)
+    q = np.full(7, 0.1)  # the double rests at 0.1 rad on every joint
+    q[0] = 0.15
+    safe.command_joints(q)
+    assert api.calls[-1] == ("servo_j", q.tolist())  # through the chain, unchanged (inside every limit)
+    armed = SafeArm.from_limits(XArm("192.0.2.20", DOWN, api=XArmDouble(ft=[0.0] * 6), ft_sensor=True), limits, 0.1,
+                                clock=lambda: 0.0)
+    assert armed.senses_force
 
 
 def test_xarm_controller_errors_are_surfaced_not_cleared():

@@ -8,9 +8,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robot_rl.drivers.base import Arm, ArmState, GripperState
-from robot_rl.safety import HOLD, Command, RobotState, SafeArm, SafetyLimitsError, default_chain, load_limits
-from robot_rl.safety.filters import Workspace, chart
+from robot_rl.drivers.base import Arm, ArmState, GripperState, UnsupportedCommand
+from robot_rl.safety import (
+    HOLD,
+    ArmCapabilityError,
+    Command,
+    RobotState,
+    SafeArm,
+    SafetyLimitsError,
+    default_chain,
+    load_limits,
+)
+from robot_rl.safety.filters import ContactBackoff, Workspace, chart
 from robot_rl.safety.limits import limits_path
 from robot_rl.safety.rotations import quat_angle, quat_to_rpy, rpy_to_quat
 from robot_rl.sim.simulation import ARM_JOINTS
@@ -286,8 +295,12 @@ def test_joint_overspeed_stops_the_arm():
 class FakeArm(Arm):
     """Records what reaches it; its state is stamped by the shared fake clock (or frozen)."""
 
+    takes_joint_commands = True
+    senses_force = True
+
     def __init__(self, clock):
         self.clock, self.sent, self.stops, self.frozen = clock, [], [], None
+        self.joints_sent = []
 
     def state(self):
         stamp = self.clock() if self.frozen is None else self.frozen
@@ -296,6 +309,9 @@ class FakeArm(Arm):
 
     def command(self, target):
         self.sent.append((self.clock(), np.asarray(target)))
+
+    def command_joints(self, q):
+        self.joints_sent.append((self.clock(), np.asarray(q)))
 
     def stop(self):
         self.stops.append(self.clock())
@@ -379,6 +395,110 @@ def test_a_driver_fault_latches_the_estop():
     with pytest.raises(RuntimeError):
         safe.command(arm.home_pose)
     assert safe.estop.latched and safe.estop.record.source == "arm"
+
+
+# ------------------------------------------------------------------ joint commands through SafeArm
+def test_a_joint_command_passes_the_joint_filters_on_its_way_to_the_arm():
+    t, arm, safe = fake_rig()
+    inside = np.array([0.1, 0.0, 0.0, -1.0, 0.0, 1.0, 0.0])  # FakeArm rests at q = 0 (joint4 and 6 outside!)
+    safe.command_joints(inside)
+    (_, q), = arm.joints_sent
+    margin = LIMITS.joints.margin
+    assert np.all(q <= UPPER - margin + TOL) and np.all(q >= LOWER + margin - TOL)
+    assert np.all(np.abs(q) <= QD_MAX * PERIOD + TOL)  # and within one period's travel from q = 0
+    assert q[0] == pytest.approx(0.1) and q[3] == pytest.approx(-QD_MAX[3] * PERIOD)
+    assert q[5] == pytest.approx(QD_MAX[5] * PERIOD)  # joint6's range starts above 0: led back towards it
+    assert [e.reason for e in safe.take_events()] == ["joint_target_limit"]
+    assert arm.sent == [] and arm.stops == []  # a joint command reaches command_joints only
+    t[0] = 0.15
+    safe.tick()
+    assert not safe.halted  # a joint command counts for the watchdog like a pose
+
+
+def test_the_latch_and_a_stale_state_turn_joint_commands_into_holds():
+    t, arm, safe = fake_rig()
+    safe.estop.trigger("console", "stop")
+    safe.command_joints(np.zeros(7))
+    assert arm.joints_sent == [] and len(arm.stops) == 2
+    safe.estop.reset()
+    arm.frozen = 0.0
+    t[0] = 1.0
+    safe.command_joints(np.zeros(7))
+    assert arm.joints_sent == [] and safe.counts["stale_observation"] == 1
+
+
+class PoseOnlyArm(FakeArm):
+    takes_joint_commands = False
+
+    def command_joints(self, q):
+        raise UnsupportedCommand("pose only")
+
+
+def test_an_arm_without_joint_commands_is_refused_at_start_up_not_latched_at_run_time():
+    clock = lambda: 0.0  # noqa: E731
+    with pytest.raises(ArmCapabilityError, match=r"^PoseOnlyArm takes no joint commands") as e:
+        SafeArm.from_limits(PoseOnlyArm(clock), LIMITS, PERIOD, clock, joint_commands=True)
+    assert "\n" not in str(e.value)
+    arm = PoseOnlyArm(clock)
+    safe = SafeArm.from_limits(arm, LIMITS, PERIOD, clock)  # nobody asked for joint commands: it starts
+    with pytest.raises(ArmCapabilityError, match="takes no joint commands"):
+        safe.command_joints(np.zeros(7))
+    assert not safe.estop.latched and arm.stops == [] and safe.take_events() == []  # refused, nothing sent
+
+
+class NumbArm(FakeArm):
+    senses_force = False  # an xArm without its F/T sensor, say
+
+    @property
+    def label(self):
+        return "the numb arm"
+
+
+def test_a_contact_limit_on_an_arm_that_cannot_sense_force_is_refused(tmp_path):
+    clock = lambda: 0.0  # noqa: E731
+    with pytest.raises(ArmCapabilityError) as e:
+        SafeArm.from_limits(NumbArm(clock), LIMITS, PERIOD, clock)
+    message = str(e.value)
+    assert message.startswith("safety limits sim_panda.yaml: 'contact' ")
+    assert "the numb arm cannot sense force" in message
+    assert "contact: none" in message and "\n" not in message
+    path = tmp_path / "numb.yaml"
+    path.write_text(without_contact(GOOD) + "contact: none   # no force sensor\n")
+    limits = load_limits(str(path), ARM_JOINTS)
+    assert limits.contact is None and limits.source == "numb.yaml"
+    assert default_chain(limits, PERIOD).find(ContactBackoff) == []
+    assert default_chain(LIMITS, PERIOD).find(ContactBackoff)
+    safe = SafeArm.from_limits(NumbArm(clock), limits, PERIOD, clock)
+    safe.command(safe.home_pose)  # said out loud: it runs, without a contact limit
+    assert len(safe.arm.sent) == 1
+
+
+def without_contact(text):
+    lines, out, skipping = text.splitlines(keepends=True), [], False
+    for line in lines:
+        if line.startswith("contact:"):
+            skipping = True
+            continue
+        if skipping and (line.startswith(" ") or not line.strip()):
+            continue
+        skipping = False
+        out.append(line)
+    return "".join(out)
+
+
+@pytest.mark.parametrize(("contact", "message"), [
+    ("contact:\n", "'contact' is empty: give max_force, max_torque and backoff, or write 'contact: none'"),
+    ("contact: off\n", "'contact' must be the contact limits (max_force, max_torque, backoff) or 'none', got False"),
+    ("contact: nothing\n", "or 'none', got 'nothing'"),
+    ("contact:\n  max_force: 10.0\n  max_torque: 1.0\n", "'contact.backoff'"),
+])
+def test_turning_the_contact_limit_off_must_be_said_out_loud(tmp_path, contact, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(without_contact(GOOD) + contact)
+    with pytest.raises(SafetyLimitsError) as e:
+        load_limits(str(path), ARM_JOINTS)
+    assert message in str(e.value) and str(e.value).startswith("safety limits bad.yaml: ")
+    assert "\n" not in str(e.value)
 
 
 # ------------------------------------------------------------------ limits files

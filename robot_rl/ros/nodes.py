@@ -184,6 +184,8 @@ ARM_PARAMETERS = {
     "safety": ("ur5e", "safety limits: config/safety/<name>.yaml (or a path)"),
     "base_frame": ("base", "frame of poses, twists and wrenches"),
     "twist_period": (0.1, "a twist command moves the arm for this long (s)"),
+    "ft_sensor": (False, "xarm: a UFACTORY six-axis F/T sensor is fitted (without one the arm senses no force, "
+                         "and a safety file with contact limits is refused unless it says contact: none)"),
 }
 
 
@@ -201,7 +203,9 @@ class ArmNode(BridgeNode):
             raise ValueError(f"arm_node: unknown arm driver {driver!r}; choose one of {sorted(ARM_JOINTS)}")
         period = 1.0 / self.param("control_hz")
         limits = load_limits(self.param("safety"), ARM_JOINTS[driver])
-        self.driver = make_arm(driver, self.param("address"), np.asarray(self.param("home_pose"), dtype=float))
+        options = {"ft_sensor": True} if driver == "xarm" and self.param("ft_sensor") else {}
+        self.driver = make_arm(driver, self.param("address"), np.asarray(self.param("home_pose"), dtype=float),
+                               **options)
         safe = SafeArm.from_limits(self.driver, limits, period, clock=time.time)
         self.arm = ArmServer(safe, RclpyTypes(), ARM_JOINTS[driver], self.param("base_frame"),
                              self.param("twist_period"))

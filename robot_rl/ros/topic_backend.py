@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from robot_rl.drivers.base import Arm, ArmState, Camera, CameraInfo, DriverError, Frame
+from robot_rl.drivers.base import Arm, ArmState, Camera, CameraInfo, DriverError, Frame, UnsupportedCommand
 from robot_rl.env.backend import RobotBackend
 from robot_rl.ros import convert
 from robot_rl.ros.convert import MessageTypes
@@ -67,12 +67,23 @@ class TopicCamera(Camera):
 
 
 class TopicArm(Arm):
-    """``joint_states``, ``ee_pose`` and ``wrench`` in, ``target_pose`` out."""
+    """``joint_states``, ``ee_pose`` and ``wrench`` in, ``target_pose`` out.
+
+    Joint targets have no topic (arm_node takes poses and twists), so this arm takes no
+    joint commands. Force: arm_node's own safety chain, closest to the hardware, refuses at
+    its start-up a contact limit on a driver that cannot sense force, and publishes what the
+    driver measures on ``wrench``; ``senses_force`` says whether to trust that topic here
+    (False for an arm_node that runs with ``contact: none``).
+    """
+
+    takes_joint_commands = False
 
     def __init__(self, joint_names: Sequence[str], home_pose: np.ndarray, types: MessageTypes,
                  send: Callable[[Any], None], base_frame: str = "base", wait: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic, stamp: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.monotonic, stamp: Callable[[], float] = time.time,
+                 senses_force: bool = True):
         self.joint_names, self.types, self.send, self.base_frame = list(joint_names), types, send, base_frame
+        self.senses_force = senses_force
         self.stamp = stamp
         self.wait, self.clock = wait, clock
         self._home = np.asarray(home_pose, dtype=float)
@@ -99,6 +110,13 @@ class TopicArm(Arm):
 
     def command(self, target: np.ndarray) -> None:
         self.send(convert.pose_to_msg(self.types, np.asarray(target, dtype=float), self.stamp(), self.base_frame))
+
+    def command_joints(self, q: np.ndarray) -> None:
+        raise UnsupportedCommand(f"{self.label} takes end-effector targets only: arm_node has no joint command topic")
+
+    @property
+    def label(self) -> str:
+        return "the arm behind ROS topics (arm_node)"
 
     def stop(self) -> None:
         """Hold: command the pose the arm is at (arm_node's own watchdog holds it too)."""

@@ -2,7 +2,7 @@
 watchdog for stale commands and observations, an e-stop latch, per-robot limits, and
 :class:`SafeArm`, the wrapper that makes every command pass them."""
 
-from robot_rl.safety.arm import SafeArm, SafeGripper
+from robot_rl.safety.arm import ArmCapabilityError, SafeArm, SafeGripper
 from robot_rl.safety.chain import SafetyChain, default_chain
 from robot_rl.safety.command import HOLD, Command, RobotState, SafetyEvent
 from robot_rl.safety.estop import EStop
@@ -11,6 +11,7 @@ from robot_rl.safety.watchdog import Watchdog
 
 __all__ = [
     "HOLD",
+    "ArmCapabilityError",
     "Command",
     "EStop",
     "RobotState",

@@ -5,6 +5,17 @@ Backends wrap their arm driver in it (the simulator's today; the direct and ROS 
 nodes the same way, closest to the hardware). Its gripper view sends gripper commands
 through the same chain. Nothing here clears a robot fault: a driver that raises latches
 the e-stop, and only a person's explicit reset clears that.
+
+Joint targets (:meth:`SafeArm.command_joints`) pass the same chain: the joint filter clips
+them into the joint limits (less the margin) and to what each joint reaches at its speed
+limit before the next command; the contact filter, the watchdog and the latch treat them
+as they treat a pose. The end-effector filters (workspace box, step, speed, acceleration)
+judge poses only: a joint target is not turned into a pose here, so they do not bound it.
+
+What the arm can do is checked when the SafeArm is built, in one line, never while it
+runs: a contact limit on an arm that cannot sense force (``senses_force``) is refused
+unless the limits file says ``contact: none``, and ``joint_commands=True`` refuses an arm
+that takes no joint targets (``takes_joint_commands``).
 """
 
 from __future__ import annotations
@@ -17,11 +28,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from robot_rl.config import ConfigError
 from robot_rl.drivers.base import Arm, ArmState, Gripper, GripperState
 from robot_rl.safety.chain import SafetyChain, default_chain
 from robot_rl.safety.command import HOLD, Command, RobotState, SafetyEvent
 from robot_rl.safety.estop import EStop, EStopRecord
-from robot_rl.safety.limits import SafetyLimits
+from robot_rl.safety.filters import ContactBackoff
+from robot_rl.safety.limits import CONTACT_OFF, SafetyLimits
 from robot_rl.safety.watchdog import Watchdog
 
 log = logging.getLogger("robot_rl.safety")
@@ -30,9 +43,32 @@ ALARMING = frozenset({"watchdog", "estop", "finite", "contact"})
 WARN_EVERY_S = 5.0  # a repeated alarm is logged at most this often (every one is counted)
 
 
+class ArmCapabilityError(ConfigError):
+    """The arm cannot do what the safety limits or the caller need of it; one line, at start-up."""
+
+
+def check_arm(arm: Arm, chain: SafetyChain, source: str = "the safety chain", joint_commands: bool = False) -> None:
+    """Refuse, in one line, an ``arm`` that cannot serve ``chain`` (a contact filter needs an
+    arm that senses force) or the caller (``joint_commands``: one that takes joint targets)."""
+    if chain.find(ContactBackoff) and not arm.senses_force:
+        raise ArmCapabilityError(
+            f"safety limits {source}: 'contact' limits the force at the gripper, but {arm.label} cannot sense "
+            f"force (its wrench reads zero, so the limit would never act); fit a force sensor its driver reads, "
+            f"or write 'contact: {CONTACT_OFF}' in {source} to run this arm without a contact limit")
+    if joint_commands and not arm.takes_joint_commands:
+        raise ArmCapabilityError(f"{arm.label} takes no joint commands, and joint commands were asked for; "
+                                 f"command end-effector poses instead")
+
+
 class SafeArm(Arm):
+    """``joint_commands``: whoever builds the arm will send joint targets, so an arm that
+    takes none is refused here, at start-up (without it, such an arm refuses each joint
+    command with :class:`ArmCapabilityError`, before anything is sent or latched)."""
+
     def __init__(self, arm: Arm, chain: SafetyChain, watchdog: Watchdog, clock: Callable[[], float],
-                 gripper: Gripper | None = None, estop: EStop | None = None, limits: SafetyLimits | None = None):
+                 gripper: Gripper | None = None, estop: EStop | None = None, limits: SafetyLimits | None = None,
+                 joint_commands: bool = False):
+        check_arm(arm, chain, "the safety chain" if limits is None else limits.source, joint_commands)
         self.arm, self.chain, self.watchdog, self.clock = arm, chain, watchdog, clock
         self.limits = limits
         self.estop = EStop() if estop is None else estop
@@ -47,11 +83,12 @@ class SafeArm(Arm):
 
     @classmethod
     def from_limits(cls, arm: Arm, limits: SafetyLimits, period: float, clock: Callable[[], float],
-                    gripper: Gripper | None = None, estop: EStop | None = None) -> SafeArm:
+                    gripper: Gripper | None = None, estop: EStop | None = None,
+                    joint_commands: bool = False) -> SafeArm:
         """The default chain and watchdog for ``limits`` at a control period of ``period`` s."""
         w = limits.watchdog
         return cls(arm, default_chain(limits, period), Watchdog(w.command_timeout, w.observation_timeout), clock,
-                   gripper, estop, limits)
+                   gripper, estop, limits, joint_commands)
 
     # ------------------------------------------------------------------ Arm interface
     def state(self) -> ArmState:
@@ -59,8 +96,23 @@ class SafeArm(Arm):
         self.watchdog.observed("state", state.stamp)
         return state
 
+    @property
+    def takes_joint_commands(self) -> bool:  # type: ignore[override]
+        return self.arm.takes_joint_commands
+
+    @property
+    def senses_force(self) -> bool:  # type: ignore[override]
+        return self.arm.senses_force
+
+    @property
+    def label(self) -> str:
+        return self.arm.label
+
     def command(self, target: np.ndarray) -> None:
         self.submit(Command.ee(target))
+
+    def command_joints(self, q: np.ndarray) -> None:
+        self.submit(Command.joint(q))
 
     def stop(self) -> None:
         self.submit(HOLD)
@@ -75,6 +127,9 @@ class SafeArm(Arm):
     # ------------------------------------------------------------------ safety
     def submit(self, command: Command) -> Command:
         """Filter ``command`` and send what is safe; returns what was sent."""
+        if command.joints is not None and not self.arm.takes_joint_commands:
+            raise ArmCapabilityError(f"{self.arm.label} takes no joint commands (build its SafeArm with "
+                                     f"joint_commands=True to have that refused at start-up)")
         now = self.clock()
         grip = None if self._gripper is None else self._gripper.state()
         state = RobotState(self.state(), grip)
@@ -154,7 +209,7 @@ class SafeArm(Arm):
             if safe.hold:
                 self.arm.stop()
             elif safe.joints is not None:
-                self.arm.command_joints(np.asarray(safe.joints))  # type: ignore[attr-defined]
+                self.arm.command_joints(np.asarray(safe.joints))
             elif safe.pose is not None:
                 self.arm.command(np.asarray(safe.pose))
             if safe.gripper is not None and not safe.hold:

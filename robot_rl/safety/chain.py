@@ -59,6 +59,16 @@ class SafetyChain(SafetyFilter):
         for f in self.filters:
             f.reset()
 
+    def find(self, kind: type[SafetyFilter]) -> list[SafetyFilter]:
+        """Every filter of type ``kind`` in the chain, nested chains included."""
+        found: list[SafetyFilter] = []
+        for f in self.filters:
+            if isinstance(f, kind):
+                found.append(f)
+            if isinstance(f, SafetyChain):
+                found += f.find(kind)
+        return found
+
 
 def default_chain(limits: SafetyLimits, period: float) -> SafetyChain:
     """The chain for ``limits`` at a control period of ``period`` seconds.
@@ -67,14 +77,17 @@ def default_chain(limits: SafetyLimits, period: float) -> SafetyChain:
     joint checks next (they may turn the command into a stop), then the workspace box,
     and last the limits that only shorten the move towards the current pose (see
     :mod:`robot_rl.safety.filters` for why that order makes the output satisfy all of them).
+    Without contact limits (``contact: none``) there is no contact filter; :class:`SafeArm`
+    refuses a contact filter on an arm that cannot sense force.
     """
     if period <= 0:
         raise ValueError(f"the control period must be > 0 s, got {period}")
     ee, joints, c, g = limits.ee, limits.joints, limits.contact, limits.gripper
     joint_list = list(joints.limits.values())
+    contact = [] if c is None else [ContactBackoff(c.max_force, c.max_torque, c.backoff)]  # None: 'contact: none'
     return SafetyChain([
         FiniteCheck(),
-        ContactBackoff(c.max_force, c.max_torque, c.backoff),
+        *contact,
         JointLimits([j.lower for j in joint_list], [j.upper for j in joint_list],
                     [j.max_velocity for j in joint_list], joints.margin, period),
         Workspace([v + limits.tracking_margin for v in limits.workspace.low],

@@ -33,6 +33,11 @@ class Command:
         """A pose command from anything array-like (no checks: the finite filter does those)."""
         return Command(pose=tuple(np.asarray(target, dtype=float).ravel().tolist()), gripper=gripper)
 
+    @staticmethod
+    def joint(q: Any, gripper: float | None = None) -> Command:
+        """A joint-target command (rad) from anything array-like (the finite filter checks it)."""
+        return Command(joints=tuple(np.asarray(q, dtype=float).ravel().tolist()), gripper=gripper)
+
 
 HOLD = Command(hold=True)
 

@@ -3,6 +3,11 @@
 The file is merged into the typed schema below, so an unknown key or a value of the wrong
 type fails at once; :func:`validate` then checks what types cannot (lower above upper, a
 missing joint, a negative timeout). Every error is one line naming the file and the key.
+
+``contact`` is the one section that may be switched off, and only explicitly: ``contact:
+none`` (for an arm that cannot sense force, which the safety chain otherwise refuses to
+start on: see :class:`robot_rl.safety.SafeArm`). An empty ``contact:`` is an error, never
+a silent "off".
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from robot_rl.config import ConfigError, config_dir
@@ -51,6 +56,9 @@ class JointLimits:
     limits: dict[str, JointLimit] = field(default_factory=dict)
 
 
+CONTACT_OFF = "none"  # ``contact: none`` in a limits file: no contact limit (an arm that cannot sense force)
+
+
 @dataclass
 class ContactLimits:
     max_force: float = MISSING  # N
@@ -81,9 +89,10 @@ class SafetyLimits:
     orientation: BoxLimits = field(default_factory=BoxLimits)  # roll, pitch, yaw (rad)
     ee: EELimits = field(default_factory=EELimits)
     joints: JointLimits = field(default_factory=JointLimits)
-    contact: ContactLimits = field(default_factory=ContactLimits)
+    contact: ContactLimits | None = field(default_factory=ContactLimits)  # None: ``contact: none`` in the file
     gripper: GripperLimits = field(default_factory=GripperLimits)
     watchdog: WatchdogLimits = field(default_factory=WatchdogLimits)
+    source: str = "limits"  # the file these came from, for error messages (load_limits sets it)
 
     @property
     def joint_names(self) -> list[str]:
@@ -117,15 +126,36 @@ def load_limits(name: str, joint_names: Sequence[str] | None = None) -> SafetyLi
         raise SafetyLimitsError(f"no safety limits file {str(path)!r}; available: {', '.join(known) or 'none'}")
     try:
         raw = OmegaConf.load(path)
+    except Exception as e:  # YAML syntax
+        raise SafetyLimitsError(f"safety limits {path.name}: {' '.join(str(e).split())}") from None
+    _contact_off(raw, path.name)
+    try:
         merged = OmegaConf.merge(OmegaConf.structured(SafetyLimits), raw)
         limits = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
         raise SafetyLimitsError(f"safety limits {path.name}: '{key}': {str(e.msg).splitlines()[0]}") from None
-    except Exception as e:  # YAML syntax
+    except Exception as e:
         raise SafetyLimitsError(f"safety limits {path.name}: {' '.join(str(e).split())}") from None
+    limits.source = path.name
     validate(limits, joint_names, path.name)
     return limits
+
+
+def _contact_off(raw: object, source: str) -> None:
+    """``contact: none`` becomes no contact section. An empty ``contact:`` or any other plain
+    value is refused: turning the contact limit off must be written out."""
+    if not isinstance(raw, DictConfig) or "contact" not in raw:
+        return
+    value = raw.get("contact")
+    if isinstance(value, str) and value.strip().lower() == CONTACT_OFF:
+        raw.contact = None
+    elif value is None:
+        raise SafetyLimitsError(f"safety limits {source}: 'contact' is empty: give max_force, max_torque and "
+                                f"backoff, or write 'contact: {CONTACT_OFF}' to run without the contact limit")
+    elif not isinstance(value, DictConfig):
+        raise SafetyLimitsError(f"safety limits {source}: 'contact' must be the contact limits (max_force, "
+                                f"max_torque, backoff) or '{CONTACT_OFF}', got {value!r}")
 
 
 def validate(limits: SafetyLimits, joint_names: Sequence[str] | None = None, source: str = "limits") -> None:
@@ -168,9 +198,10 @@ def validate(limits: SafetyLimits, joint_names: Sequence[str] | None = None, sou
         need(list(j.limits) == list(joint_names), "joints.limits", f"must list the joints in the arm's order "
              f"{list(joint_names)}")
     c = limits.contact
-    need(c.max_force > 0, "contact.max_force", f"must be > 0, got {c.max_force}")
-    need(c.max_torque > 0, "contact.max_torque", f"must be > 0, got {c.max_torque}")
-    need(c.backoff >= 0, "contact.backoff", f"must be >= 0, got {c.backoff}")
+    if c is not None:  # None: 'contact: none' in the file, said out loud
+        need(c.max_force > 0, "contact.max_force", f"must be > 0, got {c.max_force}")
+        need(c.max_torque > 0, "contact.max_torque", f"must be > 0, got {c.max_torque}")
+        need(c.backoff >= 0, "contact.backoff", f"must be >= 0, got {c.backoff}")
     g = limits.gripper
     need(0 <= g.min_width <= g.max_width, "gripper.min_width", f"must be in [0, max_width]: lower {g.min_width} > "
          f"upper {g.max_width}" if g.min_width > g.max_width else f"must be >= 0, got {g.min_width}")
