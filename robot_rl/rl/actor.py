@@ -71,6 +71,7 @@ class Actor:
         self._return = 0.0
         self._steps = 0
         self._interventions = 0
+        self._late, self._late_logged = 0, -1e9
 
     @property
     def in_episode(self) -> bool:
@@ -98,7 +99,12 @@ class Actor:
             self.timing.period_errors.append(lateness)
             self.timing.missed = self.pacer.missed
             if lateness > 0.5 * self.pacer.period:
-                log.warning("actor loop is %.1f ms late at %.0f Hz", lateness * 1e3, 1 / self.pacer.period)
+                self._late += 1
+                now = time.monotonic()
+                if now - self._late_logged >= 10.0:  # one line per 10 s, however late every step is
+                    log.warning("actor loop is %.1f ms late at %.0f Hz (%d late steps since the last report)",
+                                lateness * 1e3, 1 / self.pacer.period, self._late)
+                    self._late, self._late_logged = 0, now
         started = self.clock()
         proposal = np.asarray(self.policy.act(self._obs, deterministic=self.deterministic), dtype=np.float32)
         self.timing.inference.append(self.clock() - started)
