@@ -67,6 +67,12 @@ class LaunchArgumentError(ValueError):
     """A launch argument with a value this package cannot use; its message is one line."""
 
 
+# how long launch waits after Ctrl-C before SIGTERM (its default is 5 s): the learner writes its
+# checkpoint and closes its replay store, the actor closes its store, which can take longer on
+# a loaded machine; a process killed meanwhile would lose that and exit with -15
+SHUTDOWN_S = "30"
+
+
 def declare(arguments: Mapping[str, tuple[str, str]]) -> list[DeclareLaunchArgument]:
     return [DeclareLaunchArgument(name, default_value=default, description=description)
             for name, (default, description) in arguments.items()]
@@ -162,7 +168,7 @@ def actor_node(args: Mapping[str, str], mode: str) -> Node:
     overrides = [*config_overrides(args), teleop, f"console.enabled={str(flag(args, 'console')).lower()}"]
     return Node(package="robot_rl", executable="actor_node", name="actor", output="screen",
                 parameters=[{"overrides": overrides, "learner_address": args["learner"], "run_dir": args["run_dir"],
-                             "mode": mode}])
+                             "mode": mode}], sigterm_timeout=SHUTDOWN_S)
 
 
 def learner_process(args: Mapping[str, str]) -> ExecuteProcess:
@@ -170,4 +176,4 @@ def learner_process(args: Mapping[str, str]) -> ExecuteProcess:
     # -P: a launch started from the source folder must not import the uninstalled tree
     return ExecuteProcess(cmd=[sys.executable, "-P", "-m", "robot_rl.cli", "learner", *config_overrides(args),
                                f"learner.address={args['address']}", f"run_dir={args['run_dir']}"],
-                          output="screen")
+                          output="screen", sigterm_timeout=SHUTDOWN_S)
