@@ -6,6 +6,11 @@
 # Hardware: run with --network host (DDS discovery with the arm and the operator's machine)
 # and --device for the cameras (/dev/bus/usb for RealSense, /dev/video* for UVC) and the
 # SpaceMouse (/dev/hidraw*).
+#
+# It runs as the unprivileged user `robot` (UID 1001, in the groups video, plugdev and
+# dialout); a device node whose group is another one needs --group-add <that gid>
+# (e.g. --group-add $(stat -c %g /dev/hidraw0)). It writes only to /runs (the run
+# folders), its home (~/.ros logs, caches) and the source tree /ws/src/robot_rl.
 FROM ros:jazzy-ros-base
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -29,9 +34,13 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 # as in the README's "On a ROS 2 robot"; COLCON_IGNORE keeps colcon out of it
 RUN python3 -m venv --system-site-packages /opt/venv && touch /opt/venv/COLCON_IGNORE
 ENV PATH=/opt/venv/bin:$PATH
+ARG UID=1001
+RUN groupadd -f plugdev \
+    && useradd --create-home --uid "$UID" --user-group --groups video,plugdev,dialout --shell /bin/bash robot \
+    && mkdir -p /runs /ws/src/robot_rl && chown robot:robot /runs /ws/src/robot_rl
 WORKDIR /ws/src/robot_rl
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-COPY . .
+COPY --chown=robot:robot . .
 # robot_rl's Python dependencies, the drivers' SDKs and the test tools from PyPI; robot_rl
 # itself is then installed by colcon (ament_python: launch files, configs, ros2 run entries),
 # run by the venv's Python so that its executables start with it
@@ -43,4 +52,5 @@ RUN source /opt/ros/jazzy/setup.bash \
 COPY docker/ros_entrypoint.sh /ros_entrypoint.sh
 ENTRYPOINT ["/ros_entrypoint.sh"]
 WORKDIR /ws/src/robot_rl
+USER robot
 CMD ["ros2", "launch", "robot_rl", "sim.launch.py"]

@@ -9,16 +9,17 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from robot_rl.config import ConfigError, load_config, to_yaml
+from robot_rl.config import ConfigError, load_config
 from robot_rl.data.episode_store import StoreFormatError
 from robot_rl.rl.checkpoints import CheckpointError, checkpoint_file, load_agent_state, load_checkpoint
 from robot_rl.rl.supervisor import RunFailed
+from robot_rl.secrets import redacted_yaml
 
 
 def _run_dir(cfg, command: str) -> Path:
     path = Path(cfg.run_dir) if cfg.run_dir else Path("runs") / command / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     path.mkdir(parents=True, exist_ok=True)
-    (path / "config.yaml").write_text(to_yaml(cfg))
+    (path / "config.yaml").write_text(redacted_yaml(cfg))  # secrets (learner.token, ...) as <redacted>
     return path
 
 

@@ -108,8 +108,9 @@ class TeleopConfig:
 @dataclass
 class ConsoleConfig:
     enabled: bool = False
-    host: str = "127.0.0.1"  # any other address requires the run's token
+    host: str = "127.0.0.1"  # 0.0.0.0: reachable from the lab network (the same key and cookie rules)
     port: int = 8080
+    token: str | None = None  # the console's own key (>= 16 chars); None: $ROBOT_RL_CONSOLE_TOKEN, or a fresh one
 
 
 @dataclass
@@ -185,6 +186,7 @@ class CriticSection:
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None  # the key is read from this environment variable
+    allow_insecure: bool = False  # send the API key over plain http:// to a host other than this machine
     camera: str | None = None  # null: the first camera
     max_frames: int = 16
     timeout_s: float = 30.0

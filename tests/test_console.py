@@ -1,5 +1,6 @@
 """The operator console in a real headless Chromium: the page loads, frames update, and a
-click on "success" ends the episode with the label in the EpisodeStore."""
+click on "success" ends the episode with the label in the EpisodeStore. And its credential:
+a key of its own, a session cookie, and an Origin check on every POST, on any address."""
 
 import json
 import shutil
@@ -11,7 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from robot_rl.console.server import Console
+from robot_rl.console.server import KEY_HEADER, Console
 from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.env.intervention import InterventionWrapper
 from robot_rl.rl.actor import Actor
@@ -21,18 +22,48 @@ from robot_rl.teleop.device import TeleopEvent
 from robot_rl.teleop.mapping import TeleopMapper
 
 
-def post(url, token=None):
-    request = urllib.request.Request(url, method="POST", headers={"X-Robot-RL-Token": token} if token else {})
-    return urllib.request.urlopen(request, timeout=2).status
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+NO_REDIRECT = urllib.request.build_opener(_NoRedirect)
+
+
+def request(console, path, method="GET", cookie=None, origin="same", key=None, host="127.0.0.1"):
+    """(status, headers, body) of one request to ``console``; origin "same": its own."""
+    headers = {}
+    if cookie:
+        headers["Cookie"] = cookie
+    if key:
+        headers[KEY_HEADER] = key
+    if origin == "same":
+        origin = f"http://{host}:{console.port}"
+    if origin:
+        headers["Origin"] = origin
+    req = urllib.request.Request(f"http://{host}:{console.port}{path}", method=method, headers=headers)
+    try:
+        with NO_REDIRECT.open(req, timeout=2) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def login(console) -> str:
+    """The session cookie the ?key= URL sets, as a Cookie header."""
+    status, headers, _ = request(console, f"/?key={console.key}", origin=None)
+    assert status == 303 and headers["Location"] == "/"
+    return headers["Set-Cookie"].split(";", 1)[0]
 
 
 def test_a_clicked_label_reaches_the_actor_within_100_ms():
     console = Console(port=0)
     try:
+        cookie = login(console)
         delays = []
         for _ in range(20):
             sent = time.perf_counter()
-            post(f"http://127.0.0.1:{console.port}/event/success")
+            assert request(console, "/event/success", "POST", cookie=cookie)[0] == 200
             while TeleopEvent.SUCCESS not in console.read().events:
                 time.sleep(0.001)
             delays.append(time.perf_counter() - sent)
@@ -41,23 +72,105 @@ def test_a_clicked_label_reaches_the_actor_within_100_ms():
         console.close()
 
 
-def test_console_off_localhost_needs_the_token():
-    with pytest.raises(ValueError, match="token"):
-        Console(host="0.0.0.0", port=0)
-    console = Console(host="0.0.0.0", port=0, token="s3cret")
+def test_the_key_in_the_url_sets_an_httponly_strict_cookie_and_redirects_to_the_clean_url():
+    console = Console(port=0)
     try:
-        url = f"http://127.0.0.1:{console.port}"
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(url + "/state", timeout=2)
-        assert refused.value.code == 401
-        with pytest.raises(urllib.error.HTTPError):
-            post(url + "/event/estop", token="wrong")
+        assert console.login_url.endswith(f":{console.port}/?key={console.key}")
+        other = Console(port=0)
+        other.close()
+        assert len(console.key) >= 32 and other.key != console.key  # a fresh key each start
+        status, headers, _ = request(console, f"/?key={console.key}", origin=None)
+        assert status == 303 and headers["Location"] == "/"
+        cookie = headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        assert console.key not in cookie  # a session derived from the key, not the key itself
+        session = cookie.split(";", 1)[0]
+        for path in ("/", "/state"):
+            assert request(console, path, origin=None)[0] == 403  # no cookie: nothing
+            assert request(console, path, origin=None, cookie=session)[0] == 200
+        assert request(console, "/state", origin=None, cookie=session.split("=")[0] + "=forged")[0] == 403
+        assert request(console, "/state", origin=None, key=console.key)[0] == 200  # scripts: the header
+        status, _, body = request(console, "/?key=wrong-key-wrong-key", origin=None)
+        assert status == 403 and b"wrong key" in body
+        status, headers, _ = request(console, "/", origin=None)
+        assert status == 403 and headers["Referrer-Policy"] == "no-referrer"
+    finally:
+        console.close()
+
+
+def test_a_post_without_the_cookie_is_refused():
+    console = Console(port=0)
+    try:
+        status, _, body = request(console, "/event/estop", "POST")
+        assert status == 403 and b"key" in body
+        assert request(console, "/event/estop", "POST", key="not-the-key-of-this-console")[0] == 403
         assert not console.read().events
-        assert json.load(urllib.request.urlopen(url + "/state?token=s3cret", timeout=2))["episode"] == 0
-        assert post(url + "/event/estop", token="s3cret") == 200
+    finally:
+        console.close()
+
+
+def test_a_cross_origin_or_origin_less_post_is_refused():
+    console = Console(port=0)
+    try:
+        cookie = login(console)
+        for origin in ("http://evil.example", f"http://evil.example:{console.port}", "http://127.0.0.1:1",
+                       f"https://127.0.0.1:{console.port}", "null", None):
+            status, _, body = request(console, "/event/estop", "POST", cookie=cookie, origin=origin)
+            assert status == 403 and b"Origin" in body, origin
+        assert request(console, "/event/estop", "POST", key=console.key, origin="http://evil.example")[0] == 403
+        assert not console.read().events
+        assert request(console, "/event/estop", "POST", cookie=cookie)[0] == 200
         assert console.read().events == {TeleopEvent.ESTOP}
     finally:
         console.close()
+
+
+def test_the_same_rules_on_every_address():
+    with pytest.raises(ValueError, match="16 characters"):
+        Console(host="0.0.0.0", port=0, key="short")
+    console = Console(host="0.0.0.0", port=0, key="a-console-key-of-this-run")
+    try:
+        assert console.login_url.endswith("/?key=a-console-key-of-this-run")
+        assert request(console, "/state", origin=None)[0] == 403
+        assert request(console, "/event/estop", "POST")[0] == 403
+        cookie = login(console)
+        assert json.loads(request(console, "/state", cookie=cookie, origin=None)[2])["episode"] == 0
+        assert request(console, "/event/estop", "POST", cookie=cookie)[0] == 200
+        assert console.read().events == {TeleopEvent.ESTOP}
+    finally:
+        console.close()
+
+
+def test_with_operator_gives_the_console_its_own_key_and_prints_its_url_once(make_sim_env, capsys, monkeypatch):
+    from robot_rl.config import ConfigError, load_config
+    from robot_rl.teleop.factory import CONSOLE_TOKEN_ENV, with_operator
+
+    monkeypatch.delenv(CONSOLE_TOKEN_ENV, raising=False)
+    env = make_sim_env("task=reach", "cameras=sim64", with_cameras=False)
+    run_token = "the-actor-learner-run-token"
+    for processes in ("1", "2"):  # one process (train, record) and the actor of two, on any address
+        cfg = load_config(["console.enabled=true", "console.host=0.0.0.0", "console.port=0",
+                           f"train.processes={processes}", f"learner.token={run_token}"], name="train")
+        _, console = with_operator(env, cfg, token=run_token if processes == "2" else None)
+        try:
+            err = capsys.readouterr().err
+            assert err.count(console.login_url) == 1 and run_token not in err
+            assert run_token not in console.key and len(console.key) >= 32
+            assert request(console, "/state", origin=None, key=run_token)[0] == 403
+        finally:
+            console.close()
+    cfg = load_config(["console.enabled=true", "console.port=0", "console.token=an-operator-chosen-key"],
+                      name="train")
+    _, console = with_operator(env, cfg)
+    console.close()
+    assert console.key == "an-operator-chosen-key"
+    monkeypatch.setenv(CONSOLE_TOKEN_ENV, "a-key-from-the-environment")
+    _, console = with_operator(env, load_config(["console.enabled=true", "console.port=0"], name="train"))
+    console.close()
+    assert console.key == "a-key-from-the-environment"
+    with pytest.raises(ConfigError, match=r"console\.token"):
+        with_operator(env, load_config(["console.enabled=true", "console.port=0", f"console.token={run_token}",
+                                        f"learner.token={run_token}"], name="train"))
 
 
 def test_the_console_shows_every_safety_event_by_reason():
@@ -66,7 +179,7 @@ def test_the_console_shows_every_safety_event_by_reason():
         events = [SafetyEvent("workspace", "position_limit"), SafetyEvent("step", "translation_limit")]
         console.on_step({}, episode=0, step=1, reward=0.0, info={"safety_events": events})
         console.on_step({}, episode=0, step=2, reward=0.0, info={"safety_events": events[:1]})
-        state = json.load(urllib.request.urlopen(f"http://127.0.0.1:{console.port}/state", timeout=2))
+        state = json.loads(request(console, "/state", origin=None, cookie=login(console))[2])
         assert state["safety_events"] == 3
         assert state["safety_reasons"] == {"position_limit": 2, "translation_limit": 1}
         assert state["last_safety_event"] == "step 2: workspace position_limit"
@@ -108,8 +221,9 @@ def test_console_page_in_chromium_shows_live_frames_and_a_success_click_ends_the
 
     def operator() -> None:
         try:
-            chromium.get(f"http://127.0.0.1:{console.port}/")
+            chromium.get(console.login_url.replace(f"//{console.host}:", "//127.0.0.1:"))
             wait = WebDriverWait(chromium, 15)
+            seen["url"] = chromium.current_url  # redirected to the clean URL, the session in a cookie
             wait.until(lambda d: d.execute_script(
                 "const i = document.getElementById('cam-front'); return i && i.complete && i.naturalWidth > 0;"))
             first_step = int(chromium.find_element(By.ID, "step").text)
@@ -130,6 +244,7 @@ def test_console_page_in_chromium_shows_live_frames_and_a_success_click_ends_the
         console.close()
     assert "error" not in seen, seen.get("error")
     assert seen["steps"][1] > seen["steps"][0]
+    assert seen["url"] == f"http://127.0.0.1:{console.port}/"
     episode = store.load_episode(0)
     assert episode["label"][-1] == 1 and episode["terminated"][-1]
     assert store.episodes()[0].success

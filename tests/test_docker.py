@@ -37,10 +37,24 @@ def test_copied_files_exist_and_torch_is_pinned_as_in_setup_py(service):
     text = dockerfile(service)
     for line in text.splitlines():
         if line.startswith("COPY "):
-            sources = shlex.split(line)[1:-1]
+            sources = [s for s in shlex.split(line)[1:-1] if not s.startswith("--")]  # --chown=...
             assert all((REPO / s).exists() for s in sources), line
     pin = re.search(r'"torch==([\d.]+)"', (REPO / "setup.py").read_text()).group(1)
     assert re.findall(r"torch==([\d.]+)", text) == [pin]
+
+
+@pytest.mark.parametrize("service", ["learner", "sim-robot"])
+def test_each_image_runs_as_a_non_root_user_that_owns_the_run_folders(service):
+    lines = [line.strip() for line in dockerfile(service).splitlines()]
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users, f"{service}: no USER instruction (it would run as root)"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"{service} runs as {users[-1]}"
+    text = dockerfile(service)
+    assert re.search(rf"useradd [^\n]*\b{re.escape(user)}\b", text), f"{service}: USER {user} is never created"
+    assert re.search(rf"chown {re.escape(user)}:\S+ [^\n]*/runs\b", text), f"{service}: /runs not {user}'s"
+    last_from = max(i for i, line in enumerate(lines) if line.startswith("FROM "))
+    assert lines.index(f"USER {users[-1]}") > last_from  # the final stage's user
 
 
 def test_the_robot_image_runs_colcon_and_sources_the_workspace():
@@ -63,7 +77,7 @@ def test_the_sim_robot_and_learner_commands_load_and_agree(monkeypatch):
     params = launch_double.node_parameters(actor)
     assert params["learner_address"] == "learner:50051"
     actor_cfg = load_config(params["overrides"], name="train")
-    assert actor_cfg.console.host == "0.0.0.0"  # reachable through the published port, so it needs the token
+    assert actor_cfg.console.host == "0.0.0.0"  # reachable through the published port: behind its own key
     learner = COMPOSE["services"]["learner"]["command"]
     assert learner[:2] == ["robot-rl", "learner"]
     learner_cfg = load_config(learner[2:], name="train")

@@ -159,6 +159,46 @@ def test_the_api_key_comes_from_the_environment(vlm, monkeypatch):
     assert vlm.headers[-1]["Authorization"] == "Bearer sk-test"
 
 
+@pytest.mark.parametrize("url", ["http://10.0.0.5:8000/v1", "http://vlm.lab:8000/v1", "http://user:pw@gpu-box/v1"])
+def test_an_api_key_over_plain_http_to_another_host_is_refused_unless_allowed(url):
+    from robot_rl.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'critic.base_url'.*critic.allow_insecure=true") as refused:
+        EndpointConfig(url, "m", api_key_env="VLM_KEY")
+    assert len(str(refused.value).splitlines()) == 1 and "pw" not in str(refused.value)
+    EndpointConfig(url, "m", api_key_env="VLM_KEY", allow_insecure=True)  # a trusted network, said so
+    EndpointConfig(url, "m")  # no key, no secret to leak
+    EndpointConfig(url.replace("http://", "https://"), "m", api_key_env="VLM_KEY")
+    for loopback in ("http://127.0.0.1:8000/v1", "http://localhost:8000/v1", "http://[::1]:8000/v1",
+                     "http://127.0.0.2/v1"):  # the key never leaves this machine
+        EndpointConfig(loopback, "m", api_key_env="VLM_KEY")
+    with pytest.raises(ConfigError, match=r"'critic\.base_url'"):
+        EndpointConfig("ftp://vlm.lab/v1", "m")
+
+
+def test_the_config_refuses_a_key_over_http_at_build_time(monkeypatch):
+    from robot_rl.config import ConfigError, load_config
+    from robot_rl.critics.factory import make_critic
+
+    monkeypatch.setenv("VLM_KEY", "sk-test")
+    vlm_cfg = ["cameras=sim64", "critic.name=vlm_progress", "critic.base_url=http://vlm.lab:8000/v1",
+               "critic.model=m", "critic.api_key_env=VLM_KEY", "critic.camera=front"]
+    with pytest.raises(ConfigError, match=r"critic\.allow_insecure"):
+        make_critic(load_config(vlm_cfg, name="train"))
+    assert load_config([*vlm_cfg, "critic.allow_insecure=true"], name="train").critic.allow_insecure
+
+
+def test_critic_allow_insecure_reaches_the_endpoint(monkeypatch):
+    from robot_rl.config import load_config
+    from robot_rl.critics.factory import make_critic
+
+    monkeypatch.setenv("VLM_KEY", "sk-test")
+    cfg = load_config(["cameras=sim64", "critic.name=vlm_progress", "critic.base_url=http://vlm.lab:8000/v1",
+                       "critic.model=m", "critic.api_key_env=VLM_KEY", "critic.camera=front",
+                       "critic.allow_insecure=true"], name="train")
+    assert make_critic(cfg).chat.config.allow_insecure
+
+
 def test_critic_eval_judges_a_vlm_endpoint_and_training_leaves_it_to_the_relabeler(vlm, tmp_path, capsys,
                                                                                 make_sim_env):
     from robot_rl.cli import main

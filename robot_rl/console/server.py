@@ -6,23 +6,36 @@ intervention rates over recent episodes, and the learner's stats; buttons (and k
 shortcuts) send success, failure, reset, pause and e-stop. Those reach the actor as teleop
 events: the console is a :class:`TeleopDevice` whose reads drain the clicks.
 
-It binds to localhost by default. Bound to any other address it requires the run's token
-(``?token=...`` on the page URL; the page sends it with every request).
+**Its own credential.** Every console has a key of its own (``console.token``, or a fresh
+random one per start), never the actor⇄learner run token. The operator opens
+:attr:`Console.login_url` (``http://host:port/?key=...``, printed once when the console
+starts); that first visit sets a session cookie (HttpOnly, SameSite=Strict, derived from the
+key) and redirects to the clean URL. Every request then needs that cookie, or the key
+itself in the ``X-Robot-RL-Console-Key`` header (scripts); every POST must also carry an
+``Origin`` that is the console's own ``http://<Host>`` on its port (a missing one is
+refused), so no other site can press a button through the operator's browser. Refusals
+are 403 with a short text. The same rules hold on localhost and on any other address.
+The page is plain HTTP: off this machine, use it on a trusted network (or through an SSH
+tunnel); the key opens this console alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import secrets
+import socket
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import cv2
 import numpy as np
@@ -30,6 +43,11 @@ import numpy as np
 from robot_rl.teleop.device import TeleopDevice, TeleopEvent, TeleopSample
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+KEY_HEADER = "X-Robot-RL-Console-Key"
+MIN_KEY_LENGTH = 16
+REFUSED_LOGIN = (b"robot_rl console: open the URL with ?key=... that the console printed when it started "
+                 b"(a new key each start unless console.token is set)")
 
 
 @dataclass
@@ -63,21 +81,39 @@ class ConsoleState:
 
 
 class Console(TeleopDevice):
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, jpeg_quality: int = 85):
-        if host not in LOCAL_HOSTS and not token:
-            raise ValueError(f"the console binds to {host}, beyond this machine: it needs the run's token")
-        self.token = token if host not in LOCAL_HOSTS else None
+    """The console's web server on ``host:port`` (port 0: any free one) with the key ``key``
+    (None: a fresh random one; at least 16 characters)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, key: str | None = None, jpeg_quality: int = 85):
+        if key is not None and len(key) < MIN_KEY_LENGTH:
+            raise ValueError(f"the console's key must be at least {MIN_KEY_LENGTH} characters")
+        self.key = key or secrets.token_urlsafe(32)
+        self.host = host
         self.jpeg_quality = jpeg_quality
         self.state = ConsoleState()
         self._frames: dict[str, bytes] = {}
         self._events: set[TeleopEvent] = set()
         self._lock = threading.Lock()
         self._page = resources.files("robot_rl.console").joinpath("page.html").read_text()
-        self._server = ThreadingHTTPServer((host, port), self._handler())
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self._server = server_class((host, port), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
+        self.cookie_name = f"robot_rl_console_{self.port}"  # cookies ignore ports: one name per console
+        self._session = hmac.new(self.key.encode(), b"robot_rl console session", hashlib.sha256).hexdigest()
         self._thread = threading.Thread(target=self._server.serve_forever, name="console", daemon=True)
         self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """The page's clean URL (this machine's name when bound to every address)."""
+        host = socket.gethostname() if self.host in WILDCARD_HOSTS else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
+
+    @property
+    def login_url(self) -> str:
+        """The URL the operator opens once: it carries the key and sets the session cookie."""
+        return f"{self.url}?key={quote(self.key, safe='')}"
 
     # ------------------------------------------------------------------ actor side
     def read(self) -> TeleopSample:
@@ -128,11 +164,30 @@ class Console(TeleopDevice):
         self._server.server_close()
 
     # ------------------------------------------------------------------ web side
-    def _authorised(self, query: dict[str, list[str]], headers: Any) -> bool:
-        if self.token is None:
+    def _key_matches(self, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), self.key.encode())
+
+    def _has_session(self, headers: Any) -> bool:
+        """The session cookie, or the key itself in the X-Robot-RL-Console-Key header."""
+        if self._key_matches(headers.get(KEY_HEADER)):
             return True
-        given = headers.get("X-Robot-RL-Token") or (query.get("token") or [""])[0]
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        try:
+            cookies = SimpleCookie(headers.get("Cookie") or "")
+        except CookieError:
+            return False
+        morsel = cookies.get(self.cookie_name)
+        return morsel is not None and hmac.compare_digest(morsel.value.encode(), self._session.encode())
+
+    def _same_origin(self, headers: Any) -> bool:
+        """``Origin`` is ``http://<Host>`` and Host names this console's port (DNS rebinding
+        gets past this, but then the browser has no cookie for that name)."""
+        origin, host = headers.get("Origin"), headers.get("Host")
+        if not origin or not host:
+            return False
+        parsed = urlparse(origin)
+        if parsed.scheme != "http" or parsed.netloc.lower() != host.lower() or parsed.path not in ("", "/"):
+            return False
+        return (parsed.port or 80) == self.port
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         console = self
@@ -141,27 +196,36 @@ class Console(TeleopDevice):
             def log_message(self, *args: Any) -> None:  # keep the actor's terminal quiet
                 pass
 
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
+            def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Cache-Control", "no-store")
+                self.send_header("Referrer-Policy", "no-referrer")  # the key never leaves in a Referer
+                self.send_header("X-Frame-Options", "DENY")  # no other page frames the buttons
+                self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+                self.send_header("X-Content-Type-Options", "nosniff")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _check(self) -> tuple[str, dict[str, list[str]]] | None:
-                url = urlparse(self.path)
-                query = parse_qs(url.query)
-                if not console._authorised(query, self.headers):
-                    self._send(HTTPStatus.UNAUTHORIZED, b"token required", "text/plain")
-                    return None
-                return url.path, query
+            def _refuse(self, why: bytes) -> None:
+                self._send(HTTPStatus.FORBIDDEN, why, "text/plain; charset=utf-8")
 
             def do_GET(self) -> None:
-                checked = self._check()
-                if checked is None:
+                url = urlparse(self.path)
+                path = url.path
+                if path == "/" and "key" in parse_qs(url.query):
+                    if not console._key_matches(parse_qs(url.query)["key"][0]):
+                        self._refuse(b"robot_rl console: wrong key")
+                        return
+                    cookie = f"{console.cookie_name}={console._session}; Path=/; HttpOnly; SameSite=Strict"
+                    self._send(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": "/", "Set-Cookie": cookie})
                     return
-                path, _ = checked
+                if not console._has_session(self.headers):
+                    self._refuse(REFUSED_LOGIN)
+                    return
                 if path == "/":
                     self._send(HTTPStatus.OK, console._page.encode(), "text/html; charset=utf-8")
                 elif path == "/state":
@@ -179,11 +243,13 @@ class Console(TeleopDevice):
                     self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
 
             def do_POST(self) -> None:
-                checked = self._check()
-                if checked is None:
+                if not console._has_session(self.headers):
+                    self._refuse(REFUSED_LOGIN)
                     return
-                path, _ = checked
-                name = path.removeprefix("/event/")
+                if not console._same_origin(self.headers):
+                    self._refuse(b"robot_rl console: cross-origin (or Origin-less) request refused")
+                    return
+                name = urlparse(self.path).path.removeprefix("/event/")
                 try:
                     event = TeleopEvent(name)
                 except ValueError:
@@ -194,3 +260,7 @@ class Console(TeleopDevice):
                 self._send(HTTPStatus.OK, b"{}", "application/json")
 
         return Handler
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6

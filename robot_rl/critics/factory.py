@@ -25,7 +25,8 @@ def make_critic(cfg: DictConfig) -> Critic:
             except ModelNotFound as e:
                 raise ConfigError(f"invalid value for 'critic.local_model': {e}") from None
         elif c.base_url and c.model:
-            chat = OpenAIChat(EndpointConfig(c.base_url, c.model, c.api_key_env, c.timeout_s, c.retries))
+            chat = OpenAIChat(EndpointConfig(c.base_url, c.model, c.api_key_env, c.timeout_s, c.retries,
+                                             allow_insecure=c.allow_insecure))
         else:
             raise ConfigError("invalid value for 'critic.base_url': vlm_progress needs an OpenAI-compatible endpoint "
                               "and a model (critic.base_url=http://host:8000/v1 critic.model=...), or a local model "

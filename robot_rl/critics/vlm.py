@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import logging
 import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from robot_rl.config import ConfigError
 from robot_rl.critics.base import Critic, CriticOutput, Frames, calibrated, frame_count
 
 log = logging.getLogger("robot_rl.critics.vlm")
@@ -42,14 +45,58 @@ class VLMError(RuntimeError):
     """The endpoint could not be reached or kept failing after every retry."""
 
 
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str | None) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1): traffic that never leaves this machine."""
+    if not host:
+        return False
+    if host.lower().rstrip(".") in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _shown(url: str) -> str:
+    """``url`` without any user:password@ part, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 @dataclass(frozen=True)
 class EndpointConfig:
+    """Where the chat endpoint is and how to reach it; checked when built.
+
+    The API key (read from ``$api_key_env``) is a secret: with one, ``base_url`` must be
+    ``https://``, or plain ``http://`` to this machine itself (``localhost``, 127.0.0.0/8,
+    ``::1``: a local vLLM, where the key never crosses a network). Plain ``http://`` to any
+    other host with a key is refused (a :class:`ConfigError` naming ``critic.base_url``)
+    unless ``allow_insecure`` (``critic.allow_insecure=true``) says the network is trusted.
+    Without a key, ``http://`` is allowed anywhere: there is no secret to leak."""
+
     base_url: str  # e.g. http://127.0.0.1:8000/v1 (vLLM) or a hosted API's
     model: str
     api_key_env: str | None = None  # the API key is read from this environment variable, never from config
     timeout_s: float = 30.0
     retries: int = 3
     backoff_s: float = 0.5  # doubled after every failed attempt
+    allow_insecure: bool = False  # send the API key over plain http:// to another machine
+
+    def __post_init__(self) -> None:
+        parts = urllib.parse.urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"invalid value for 'critic.base_url': {_shown(self.base_url)!r} is not an "
+                              f"http(s)://host[:port]/... URL")
+        if (parts.scheme == "http" and self.api_key_env and not self.allow_insecure
+                and not is_loopback(parts.hostname)):
+            raise ConfigError(f"invalid value for 'critic.base_url': {_shown(self.base_url)} is plain http and "
+                              f"the API key (${self.api_key_env}) would cross the network in clear; use https://, "
+                              f"or critic.allow_insecure=true on a trusted network")
 
 
 class OpenAIChat:
@@ -71,6 +118,7 @@ class OpenAIChat:
                 raise VLMError(f"the endpoint's API key is read from ${c.api_key_env}, which is not set")
             headers["Authorization"] = f"Bearer {key}"
         url = c.base_url.rstrip("/") + "/chat/completions"
+        shown = _shown(url)
         delay, last = c.backoff_s, "no attempt"
         for attempt in range(c.retries + 1):
             self.calls += 1
@@ -82,17 +130,17 @@ class OpenAIChat:
             except urllib.error.HTTPError as e:
                 last = f"HTTP {e.code} {e.reason}"
                 if e.code < 500 and e.code != 429:  # the request itself is wrong: retrying will not help
-                    raise VLMError(f"{url}: {last}: {e.read()[:200]!r}") from None
+                    raise VLMError(f"{shown}: {last}: {e.read()[:200]!r}") from None
             except (urllib.error.URLError, TimeoutError, OSError) as e:
                 last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
             except (KeyError, IndexError, TypeError, json.JSONDecodeError) as e:
                 last = f"not a chat-completions reply ({type(e).__name__}: {e})"
             if attempt < c.retries:
-                log.warning("vlm endpoint %s failed (%s); retry %d/%d in %.1f s", url, last, attempt + 1, c.retries,
+                log.warning("vlm endpoint %s failed (%s); retry %d/%d in %.1f s", shown, last, attempt + 1, c.retries,
                             delay)
                 self.sleep(delay)
                 delay *= 2
-        raise VLMError(f"{url}: no answer after {c.retries + 1} attempts (last: {last})")
+        raise VLMError(f"{shown}: no answer after {c.retries + 1} attempts (last: {last})")
 
 
 class TransformersChat:

@@ -49,7 +49,7 @@ from robot_rl.rl.train import (
     record_demos,
 )
 from robot_rl.teleop.device import TeleopDevice
-from robot_rl.teleop.factory import with_operator
+from robot_rl.teleop.factory import CONSOLE_TOKEN_ENV, with_operator
 
 log = logging.getLogger("robot_rl.processes")
 
@@ -202,7 +202,7 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     simulated = cfg.robot.backend == "sim"
     env = with_critic(env_factory(cfg), cfg)
     eval_env = env_factory(cfg) if simulated and cfg.train.eval_every > 0 else None
-    acting_env, console = with_operator(env, cfg, token=resolve_token(cfg), device=device)
+    acting_env, console = with_operator(env, cfg, device=device)
     agent = make_agent(cfg, env, "cpu")
     actor_id = actor_id or cfg.train.actor_id or "actor-0"
     client = LearnerClient(learner_address(cfg, run_dir), resolve_token(cfg), actor_id, tls=_tls(cfg))
@@ -346,7 +346,9 @@ def train_two_processes(cfg: DictConfig, overrides: list[str], run_dir: Path, pr
     if cfg.train.demos:
         record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)
     token = cfg.learner.token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
-    env = {**os.environ, TOKEN_ENV: token, SUPERVISED_ENV: "1"}
+    # one console key for the run, so a restarted actor's console opens with the URL printed first
+    console_key = cfg.console.token or os.environ.get(CONSOLE_TOKEN_ENV) or secrets.token_urlsafe(32)
+    env = {**os.environ, TOKEN_ENV: token, CONSOLE_TOKEN_ENV: console_key, SUPERVISED_ENV: "1"}
     actor_id = cfg.train.actor_id or "actor-0"
     (run_dir / LEARNER_INFO).unlink(missing_ok=True)
     (run_dir / report_file(actor_id)).unlink(missing_ok=True)

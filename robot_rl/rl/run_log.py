@@ -1,5 +1,9 @@
 """Experiment logging to Weights & Biases: offline (files under the run folder) unless an
-API key is configured, and nothing at all with ``logging.wandb=disabled``."""
+API key is configured, and nothing at all with ``logging.wandb=disabled``.
+
+No secret reaches wandb: the config it stores is :func:`robot_rl.secrets.redact`'s, and wandb
+neither records the command line (where ``learner.token=...`` may stand) and host metadata
+nor captures the terminal's output (where the console's key is printed)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from robot_rl.secrets import redact
 
 MODES = ("auto", "offline", "online", "disabled")
 
@@ -27,8 +33,10 @@ class WandbLog:
             return
         import wandb
 
+        settings = wandb.Settings(console="off", x_disable_meta=True, disable_git=True, disable_code=True,
+                                  save_code=False)
         self.run = wandb.init(project=cfg.logging.project, dir=str(run_dir), mode=mode, job_type=job,
-                              config=OmegaConf.to_container(cfg, resolve=True), name=run_dir.name, reinit=True)
+                              config=redact(cfg), name=run_dir.name, reinit=True, settings=settings)
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         if self.run is not None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from robot_rl.config import DEVICES, ConfigError
 from robot_rl.env.intervention import InterventionConfig, InterventionWrapper
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.teleop.device import DeviceGroup, TeleopDevice
 from robot_rl.teleop.mapping import TeleopMapper, TwistMapping
+
+CONSOLE_TOKEN_ENV = "ROBOT_RL_CONSOLE_TOKEN"  # the console's key when console.token is not set
 
 
 def make_device(cfg: DictConfig, env: RobotEnv) -> TeleopDevice | None:
@@ -48,7 +52,10 @@ def with_operator(env: RobotEnv, cfg: DictConfig, token: str | None = None, oper
     """``env`` behind an InterventionWrapper when there is a device or a console, and the console.
 
     ``operator_only``: recording demonstrations, every step is the operator's. ``device``:
-    one built by the caller (actor_node's teleop topics) instead of ``cfg.teleop``'s."""
+    one built by the caller (actor_node's teleop topics) instead of ``cfg.teleop``'s.
+    ``token``: ignored, kept for old callers; the console never uses the actor⇄learner run
+    token. Its key is ``console.token``, else ``$ROBOT_RL_CONSOLE_TOKEN``, else a fresh one;
+    the URL that carries it is printed once, to stderr."""
     devices = []
     device = device if device is not None else make_device(cfg, env)
     if device is not None:
@@ -57,10 +64,22 @@ def with_operator(env: RobotEnv, cfg: DictConfig, token: str | None = None, oper
     if cfg.console.enabled:
         from robot_rl.console.server import Console
 
+        key = cfg.console.token or os.environ.get(CONSOLE_TOKEN_ENV) or None
+        run_tokens = {t for t in (token, OmegaConf.select(cfg, "learner.token", default=None),
+                                  os.environ.get("ROBOT_RL_TOKEN")) if t}
+        if key is not None and key in run_tokens:
+            raise ConfigError("invalid value for 'console.token': it must not be the run's learner token "
+                              "(leave it unset for a fresh key)")
         try:
-            console = Console(cfg.console.host, cfg.console.port, token=token)
+            console = Console(cfg.console.host, cfg.console.port, key=key)
         except ValueError as e:
-            raise ConfigError(f"invalid value for 'console.host': {e}") from None
+            raise ConfigError(f"invalid value for 'console.token' (or ${CONSOLE_TOKEN_ENV}): {e}") from None
+        except OSError as e:
+            raise ConfigError(f"invalid value for 'console.port': cannot serve the console on "
+                              f"{cfg.console.host}:{cfg.console.port}: {e.strerror or e}") from None
+        anywhere = " (or any of this machine's addresses)" if cfg.console.host in ("0.0.0.0", "::", "") else ""
+        print(f"operator console: open {console.login_url}{anywhere} once in the browser; the key is this "
+              f"console's alone and a cookie keeps the session", file=sys.stderr, flush=True)
         devices.append(console)
     if not devices:
         return env, None
