@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 import yaml
 from omegaconf import OmegaConf
 
@@ -93,3 +94,27 @@ def test_rollout_writes_a_redacted_config(tmp_path):
                  f"console.token={CONSOLE_KEY}", f"run_dir={run_dir}"]) == 0
     assert leaks(run_dir) == {}
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["console"]["token"] == REDACTED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("given", ["environment", "command line"])
+def test_no_token_reaches_a_file_of_a_two_process_run(tmp_path, given):
+    """`robot-rl train` with a learner and an actor process (their logs, configs and wandb files
+    in the run folder), the run token and the console key given either way."""
+    import os
+    import subprocess
+
+    run_dir = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    args = [a for a in TINY if a != "train.processes=1"] + ["logging.wandb=offline", "console.enabled=true",
+                                                            "console.port=0", f"run_dir={run_dir}"]
+    if given == "environment":
+        env.update(ROBOT_RL_TOKEN=RUN_TOKEN, ROBOT_RL_CONSOLE_TOKEN=CONSOLE_KEY)
+    else:
+        args += [f"learner.token={RUN_TOKEN}", f"console.token={CONSOLE_KEY}"]
+    done = subprocess.run([sys.executable, "-m", "robot_rl.cli", "train", *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"?key={CONSOLE_KEY}" in done.stderr  # shown to the operator on the terminal only
+    assert (run_dir / "learner.log").exists() and list(run_dir.rglob("offline-run-*"))
+    assert leaks(run_dir) == {}
