@@ -203,3 +203,17 @@ def test_the_relabeler_never_makes_a_caller_wait():
     assert relabeler.wait(10)
     relabeler.close()
     assert len(delivered) == 5
+
+
+def test_train_gives_up_on_a_learner_past_its_restarts_in_one_line(tmp_path):
+    args = [sys.executable, "-m", "robot_rl.cli", "train", *TINY, *EPISODE, "train.env_steps=100000",
+            "train.eval_every=100000", "train.restarts=0", f"run_dir={tmp_path}"]
+    train = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    info = tmp_path / "learner.json"
+    _wait_for(info.exists, 120, "the learner")
+    os.kill(json.loads(info.read_text())["pid"], signal.SIGKILL)
+    out, err = train.communicate(timeout=120)
+    assert train.returncode == 1, out + err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("robot-rl: the learner died 1 time (last exit code -9)") and last.endswith(f"see {tmp_path / 'learner.log'}")
+    assert "Traceback" not in err

@@ -65,8 +65,9 @@ class Supervised:
             if code == 0:  # finished its work (an actor at its budget)
                 return
             if self.restarted >= self.restarts:
-                self.failure = (f"the {self.name} died {self.restarted + 1} times (last exit code {code}), "
-                                f"{self.restarts} restarts allowed; see {self.log_path}")
+                deaths = self.restarted + 1
+                self.failure = (f"the {self.name} died {deaths} time{'s' if deaths > 1 else ''} (last exit code "
+                                f"{code}), {self.restarts} restarts allowed (train.restarts); see {self.log_path}")
                 log.error(self.failure)
                 self.on_give_up()
                 return
