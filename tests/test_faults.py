@@ -215,5 +215,6 @@ def test_train_gives_up_on_a_learner_past_its_restarts_in_one_line(tmp_path):
     out, err = train.communicate(timeout=120)
     assert train.returncode == 1, out + err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("robot-rl: the learner died 1 time (last exit code -9)") and last.endswith(f"see {tmp_path / 'learner.log'}")
+    assert last.startswith("robot-rl: the learner died 1 time (last exit code -9)")
+    assert last.endswith(f"see {tmp_path / 'learner.log'}")
     assert "Traceback" not in err
