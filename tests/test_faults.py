@@ -218,3 +218,26 @@ def test_train_gives_up_on_a_learner_past_its_restarts_in_one_line(tmp_path):
     assert last.startswith("robot-rl: the learner died 1 time (last exit code -9)")
     assert last.endswith(f"see {tmp_path / 'learner.log'}")
     assert "Traceback" not in err
+
+
+def test_an_episode_sent_again_after_a_learner_restart_is_stored_once(tmp_path, make_sim_env):
+    from robot_rl.config import load_config
+    from robot_rl.rl.records import end_record
+    from robot_rl.rl.train import make_learner
+
+    cfg = load_config([*TINY, *EPISODE], name="train")
+    env = make_sim_env(*TINY[:5], *EPISODE)
+    obs, _ = env.reset(seed=0)
+    fields = {"action": np.zeros(env.action_space.shape, np.float32),
+              "policy_action": np.zeros(env.action_space.shape, np.float32), "reward": np.float32(0),
+              "terminated": np.bool_(False), "truncated": np.bool_(False), "intervention": np.bool_(False),
+              "label": np.int8(0), "stamp": np.float64(1.0)}
+    episode = [begin_record(7, obs), step_record(7, obs, fields), step_record(7, obs, fields), end_record(7, False)]
+    for _ in range(2):  # a learner, then the same run folder's restarted learner
+        learner = make_learner(cfg, env, tmp_path, [])
+        learner.ingest("robot-a", episode, session=42)
+        learner.ingest("robot-a", episode, session=42)  # sent again: the acknowledgement was lost
+        learner.ingest("robot-a", episode, session=43)  # a new session's episode 7 is another episode
+        learner.close()
+    with EpisodeStore.open(tmp_path / "replay.zarr") as replay:
+        assert [(e.attrs["key"], e.length) for e in replay.episodes()] == [("robot-a/42/7", 2), ("robot-a/43/7", 2)]

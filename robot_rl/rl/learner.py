@@ -56,6 +56,8 @@ class Learner:
         self.assembler = EpisodeAssembler()
         self.env_steps = 0  # environment steps received (the UTD clock)
         self.episodes_received = 0
+        self._stored: set[str] = set()  # keys of the episodes in the replay store: a resent one is not stored twice
+        self.duplicate_episodes = 0
         self.stream_lag_s: deque[float] = deque(maxlen=10_000)  # step stamp to arrival, the newest steps
         self.successes: list[bool] = []
         self.weights_version = 0
@@ -86,6 +88,8 @@ class Learner:
         if store.spec != self.spec:
             raise ValueError(f"{path} was recorded with another observation/action spec than this run's")
         for info in store.episodes():
+            if info.complete and "key" in info.attrs:
+                self._stored.add(info.attrs["key"])
             episode = store.load_episode(info.index)
             self._add_episode(episode, demo or info.source == "demo")
             if not demo:
@@ -126,13 +130,18 @@ class Learner:
                     self._receive(episode)
 
     def _receive(self, episode: AssembledEpisode) -> None:
+        if episode.key in self._stored:  # sent again after a restart whose acknowledgement was lost
+            self.duplicate_episodes += 1
+            log.info("episode %s arrived again; it was stored before", episode.key)
+            return
+        self._stored.add(episode.key)
         self._add_episode(episode.data, demo=False)
         self.episodes_received += 1
         self.successes.append(episode.success)
         if self.store is not None:
             data = episode.data
             self.store.begin_episode({k: v[0] for k, v in data["obs"].items()}, source="online",
-                                     actor=episode.actor_id)
+                                     actor=episode.actor_id, key=episode.key)
             for t in range(episode.length):
                 fields = {k: v[t] for k, v in data.items() if k != "obs" and k in self.spec.steps}
                 self.store.append_step(obs={k: v[t + 1] for k, v in data["obs"].items()}, **fields)

@@ -45,6 +45,13 @@ class AssembledEpisode:
     data: dict[str, Any]
     success: bool
     actor_id: str
+    session: int = 0  # the actor's stream session
+    number: int = -1  # the actor's episode number in that session
+
+    @property
+    def key(self) -> str:
+        """Names the episode among all a run's actors ever sent: what tells a resent episode."""
+        return f"{self.actor_id}/{self.session}/{self.number}"
 
     @property
     def length(self) -> int:
@@ -138,7 +145,7 @@ class _OpenEpisode:
     def assemble(self, actor_id: str, success: bool) -> AssembledEpisode:
         data: dict[str, Any] = {"obs": {k: np.stack([o[k] for o in self.observations]) for k in self.observations[0]}}
         data.update({k: np.stack([s[k] for s in self.steps]) for k in self.steps[0]})
-        return AssembledEpisode(data, success, actor_id)
+        return AssembledEpisode(data, success, actor_id, self.session, self.episode)
 
 
 def _obs_of(record: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
