@@ -326,6 +326,9 @@ def run(node_class: type[BridgeNode], args: list[str] | None = None) -> int:
     ``work`` method runs it in this thread while a background thread spins its callbacks,
     and stops when the work is done. A node that fails (in its constructor, a callback or
     its work) logs the error in one line, the traceback at debug level, and returns 1."""
+    import faulthandler
+
+    faulthandler.enable()  # a crash in native code still says where, in the launch log
     rclpy.init(args=args)
     node, code = None, 0
     try:
@@ -343,8 +346,8 @@ def run(node_class: type[BridgeNode], args: list[str] | None = None) -> int:
     finally:
         _ignore_signals()  # a second Ctrl-C (the terminal's and launch's) must not break the clean-up
         try:
-            if node is not None:
-                node.destroy_node()
+            if node is not None and not getattr(node, "still_spinning", False):
+                node.destroy_node()  # never under an executor that still spins it (a crash in rcl)
         except Exception as e:
             code = code or _failed(node_class, e)
         rclpy.try_shutdown()
@@ -373,8 +376,10 @@ def _work(node: Any) -> None:
     try:
         node.work()
     finally:
-        executor.shutdown(timeout_sec=5.0)
-        spinner.join(5.0)
+        _ignore_signals()  # from here on the node is stopping: a signal must not cut the executor's shutdown
+        executor.shutdown(timeout_sec=10.0)
+        spinner.join(10.0)
+        node.still_spinning = spinner.is_alive()
 
 
 def _failed(node_class: type[BridgeNode], error: Exception) -> int:
