@@ -549,3 +549,19 @@ def test_checked_in_generated_code_matches_the_proto(tmp_path):
     assert sorted(p.name for p in written) == sorted(generate.GENERATED)
     for path in written:
         assert filecmp.cmp(path, checked_in / path.name, shallow=False), f"{path.name} differs: regenerate it"
+
+
+def test_a_second_session_under_an_actor_id_replaces_the_first_whose_batches_are_refused(start_server, connect):
+    received = Received()
+    server = start_server(received)
+    first = connect.stream(connect(server, "arm-1"), retry_initial_s=0.01)
+    first.put(transition(0))
+    assert first.flush(timeout=5)
+    second = connect.stream(connect(server, "arm-1"), retry_initial_s=0.01)  # a replacement robot, same id
+    second.put(transition(1))
+    assert second.flush(timeout=5)
+    first.put(transition(2))  # the replaced one is refused for good, not merged, not retried
+    assert first.flush(timeout=5) and first.dropped == 1
+    assert first.superseded and "give each actor its own train.actor_id" in first.superseded
+    assert received.indices("arm-1") == [0, 1]
+    assert server.stats.replaced_sessions == 1 and server.stats.refused_superseded == 1

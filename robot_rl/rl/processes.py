@@ -263,7 +263,7 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     try:
         while actor.total_steps < cfg.train.env_steps and not stop.is_set():
             if streamer.superseded:
-                raise RuntimeError(f"actor {actor_id}: {streamer.superseded}")
+                raise RunFailed(f"actor {actor_id}: {streamer.superseded}")
             if simulated and not actor.in_episode:
                 wait_for_learner(actor.total_steps)
             actor.step()
