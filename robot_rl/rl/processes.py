@@ -170,11 +170,7 @@ def learner_address(cfg: DictConfig, run_dir: Path, wait_s: float = 120.0) -> st
     host, port = cfg.learner.address.rsplit(":", 1)
     if port != "0":
         return cfg.learner.address
-    deadline = time.monotonic() + wait_s
-    while not (run_dir / LEARNER_INFO).exists():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the learner did not start within {wait_s:.0f} s (no {run_dir / LEARNER_INFO})")
-        time.sleep(0.1)
+    wait_for_file(run_dir / LEARNER_INFO, wait_s, "learner")
     return f"{host}:{json.loads((run_dir / LEARNER_INFO).read_text())['port']}"
 
 
@@ -364,7 +360,7 @@ def train_two_processes(cfg: DictConfig, overrides: list[str], run_dir: Path, pr
                        run_dir / "actor.log", env, cfg.train.restarts, output_to_log=False)
     try:
         learner.start()
-        wait_for_file(run_dir / LEARNER_INFO, learner, 120, "learner")
+        wait_for_file(run_dir / LEARNER_INFO, 120, "learner", learner)
         port = json.loads((run_dir / LEARNER_INFO).read_text())["port"]
         actor.start()
         while actor.wait(0.5) is None and actor.pid is not None:

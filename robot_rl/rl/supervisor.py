@@ -102,12 +102,14 @@ class Supervised:
             self._log.close()
 
 
-def wait_for_file(path: Path, child: Supervised, timeout: float, what: str) -> None:
-    """Wait until ``path`` exists (``child`` wrote it); :class:`RunFailed` if the child gave up or time ran out."""
+def wait_for_file(path: Path, timeout: float, what: str, child: Supervised | None = None) -> None:
+    """Wait until ``path`` exists (the ``what`` that writes it has started); :class:`RunFailed` if
+    ``child`` (the process that should write it) gave up, or time ran out."""
     deadline = time.monotonic() + timeout
     while not path.exists():
-        if child.failure:
+        if child is not None and child.failure:
             raise RunFailed(child.failure)
         if time.monotonic() > deadline:
-            raise RunFailed(f"the {what} did not start within {timeout:.0f} s; see {child.log_path}")
+            where = f"see {child.log_path}" if child is not None else f"no {path}"
+            raise RunFailed(f"the {what} did not start within {timeout:.0f} s; {where}")
         time.sleep(0.1)
