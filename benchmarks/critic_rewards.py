@@ -23,13 +23,13 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from robot_rl.config import load_config
 from robot_rl.critics.evaluate import train_critic
 from robot_rl.data import EpisodeStore, StoreSpec
-from robot_rl.env.factory import make_env
 from robot_rl.report import print_report
+from robot_rl.rl.rollout import make_policy, rollout
 from robot_rl.rl.train import record_demos, train_in_process
-from robot_rl.rollout import make_policy, rollout
+from robot_rl.robots import make_env
+from robot_rl.schema import load_config
 
 
 def main() -> None:

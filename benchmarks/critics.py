@@ -23,11 +23,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import torch
 
-from robot_rl.config import load_config
 from robot_rl.critics.learned import FitConfig, LearnedProgress, SuccessClassifier
 from robot_rl.critics.metrics import kendall_tau, success_scores, voc
-from robot_rl.env.factory import make_env
 from robot_rl.report import print_report
+from robot_rl.robots import make_env
+from robot_rl.schema import load_config
 from robot_rl.sim.expert import ScriptedExpert
 
 TASK = "pick_cube"

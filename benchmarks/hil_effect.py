@@ -15,9 +15,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-from robot_rl.config import load_config
 from robot_rl.report import print_report
 from robot_rl.rl.train import TrainReport, train_in_process
+from robot_rl.schema import load_config
 
 
 def steps_to(curve: list[tuple[int, float]], level: float) -> int | None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from robot_rl.config import load_config
 from robot_rl.report import print_report
 from robot_rl.rl.train import train_in_process
+from robot_rl.schema import load_config
 
 
 def main() -> None:

@@ -29,11 +29,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from robot_rl.config import load_config
-from robot_rl.env.factory import make_env
 from robot_rl.report import print_report
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.agent import AgentConfig, SACAgent
+from robot_rl.robots import make_env
+from robot_rl.schema import load_config
 
 CAMERAS = ("front", "wrist")
 STATE_DIM = 10  # ee_pos, ee_rot6d, gripper: the default proprio

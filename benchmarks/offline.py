@@ -32,10 +32,10 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from robot_rl.config import load_config
 from robot_rl.report import print_report
 from robot_rl.rl.offline import train_offline
 from robot_rl.rl.train import record_demos, train_in_process
+from robot_rl.schema import load_config
 
 
 def steps_to(curve: list[tuple[int, float]], level: float) -> int | None:

@@ -90,7 +90,7 @@ def sim_frames(n_steps: int) -> tuple[list[dict[str, np.ndarray]], str]:
     """Camera images of the simulated arm moving; smooth synthetic scenes if the sim is missing."""
     rng = np.random.default_rng(1)
     try:
-        from robot_rl.env.sim_backend import SimBackend
+        from robot_rl.sim.backend import SimBackend
         from robot_rl.sim.simulation import ArmSimulation
 
         names = ArmSimulation().camera_names()

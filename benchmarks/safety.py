@@ -28,13 +28,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
-from robot_rl.config import load_config
 from robot_rl.drivers.base import ArmState, GripperState
-from robot_rl.env.factory import make_env
 from robot_rl.report import print_report
+from robot_rl.robots import make_env
 from robot_rl.safety import Command, RobotState, default_chain, load_limits
-from robot_rl.safety.audit import adversarial_policy, random_policy, run_policy
 from robot_rl.safety.rotations import rpy_to_quat
+from robot_rl.schema import load_config
+from robot_rl.sim.audit import adversarial_policy, random_policy, run_policy
 from robot_rl.sim.simulation import ARM_JOINTS
 
 PERIOD = 0.1

@@ -18,9 +18,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
-from robot_rl.config import load_config
-from robot_rl.env.factory import make_env
 from robot_rl.report import print_report
+from robot_rl.robots import make_env
+from robot_rl.schema import load_config
 from robot_rl.sim.expert import ScriptedExpert
 
 TASKS = ("reach", "push_cube", "pick_cube")

@@ -12,9 +12,10 @@ from omegaconf import DictConfig
 
 from robot_rl.calibration.board import Board, BoardSpec, CalibrationError
 from robot_rl.calibration.handeye import calibrate_hand_eye, guided_poses, pose_matrix
-from robot_rl.calibration.intrinsics import calibrate_intrinsics, camera_info_yaml, load_camera_info
+from robot_rl.calibration.intrinsics import calibrate_intrinsics
 from robot_rl.calibration.results import save_result
 from robot_rl.calibration.workspace import WorkspaceRecorder, write_safety_yaml
+from robot_rl.drivers.camera_info import camera_info_yaml, load_camera_info
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -138,11 +139,11 @@ def workspace(cfg: DictConfig, device=None) -> dict:
 
 
 def _jog_and_mark(cfg: DictConfig, recorder: WorkspaceRecorder, device=None) -> None:
-    from robot_rl.env.factory import make_env
+    from robot_rl.intervention.factory import make_device
+    from robot_rl.intervention.mapping import TeleopMapper, TwistMapping
     from robot_rl.rl.pacing import RatePacer
+    from robot_rl.robots import make_env
     from robot_rl.teleop.device import TeleopEvent
-    from robot_rl.teleop.factory import make_device
-    from robot_rl.teleop.mapping import TeleopMapper, TwistMapping
 
     env = make_env(cfg, with_cameras=False)
     device = device or make_device(cfg, env)

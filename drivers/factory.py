@@ -22,7 +22,7 @@ def make_camera(kind: str, name: str, camera_info: str | None = None, **params: 
     """``camera_info``: a calibrated camera_info YAML (``robot-rl calibrate intrinsics``) that
     replaces the driver's own intrinsics."""
     if camera_info:
-        from robot_rl.calibration.intrinsics import load_camera_info
+        from robot_rl.drivers.camera_info import load_camera_info
 
         params["info"] = load_camera_info(camera_info)
     if kind == "opencv":

@@ -9,10 +9,11 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from robot_rl.config import ConfigError, load_config
+from robot_rl.config import ConfigError
 from robot_rl.data.episode_store import StoreFormatError
 from robot_rl.rl.checkpoints import CheckpointError, checkpoint_file, load_agent_state, load_checkpoint
 from robot_rl.rl.supervisor import RunFailed
+from robot_rl.schema import load_config
 from robot_rl.secrets import redacted_yaml
 
 
@@ -26,8 +27,8 @@ def _run_dir(cfg, command: str) -> Path:
 def cmd_rollout(overrides: list[str]) -> int:
     """Run a policy (expert or random) for some episodes and print a per-episode table."""
     from robot_rl.data import EpisodeStore, StoreSpec
-    from robot_rl.env.factory import make_env
-    from robot_rl.rollout import make_policy, results_table, rollout
+    from robot_rl.rl.rollout import make_policy, results_table, rollout
+    from robot_rl.robots import make_env
 
     cfg = load_config(overrides)
     env = make_env(cfg, render_mode="rgb_array" if cfg.video else None)
@@ -57,7 +58,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     """Inspect an EpisodeStore (info, check, video), or move episodes from and to ROS 2 bags and LeRobotDatasets."""
     from robot_rl.data import EpisodeStore
     from robot_rl.data.inspect import episode_frames, store_info
-    from robot_rl.rollout import write_video
+    from robot_rl.rl.rollout import write_video
 
     if args.action == "import-bag":
         return _import_bag(args.path, args.options)
@@ -297,9 +298,9 @@ def cmd_eval(overrides: list[str]) -> int:
     """Evaluate a checkpoint (checkpoint=PATH, a file or run folder): per-episode table, optional video."""
     import torch
 
-    from robot_rl.env.factory import make_env
+    from robot_rl.rl.rollout import FunctionPolicy, results_table, rollout
     from robot_rl.rl.train import make_agent
-    from robot_rl.rollout import FunctionPolicy, results_table, rollout
+    from robot_rl.robots import make_env
 
     cfg = load_config(overrides, name="train")
     if not cfg.checkpoint:
@@ -324,7 +325,7 @@ def cmd_eval(overrides: list[str]) -> int:
 def cmd_record(overrides: list[str]) -> int:
     """Record teleoperated demonstrations (teleop=keyboard|spacemouse|gamepad|sim_expert) into record=PATH."""
     from robot_rl.rl.processes import record_teleop
-    from robot_rl.rollout import EpisodeResult, results_table
+    from robot_rl.rl.rollout import EpisodeResult, results_table
 
     cfg = load_config(overrides, name="train")
     path = Path(cfg.record) if cfg.record else _run_dir(cfg, "record") / "demos.zarr"

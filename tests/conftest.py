@@ -5,8 +5,8 @@ os.environ.setdefault("PYNPUT_BACKEND", "dummy")  # no display here; the Xvfb te
 
 import pytest
 
-from robot_rl.config import load_config
-from robot_rl.env.factory import make_env
+from robot_rl.robots import make_env
+from robot_rl.schema import load_config
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import types as pytypes
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from robot_rl.ros.convert import RosbagsTypes
+from robot_rl.messages import RosbagsTypes
 
 PACKAGES = ("builtin_interfaces", "std_msgs", "sensor_msgs", "geometry_msgs")
 

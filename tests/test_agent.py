@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from robot_rl.layers import random_shift
 from robot_rl.rl.agent import AgentConfig, SACAgent
-from robot_rl.rl.networks import random_shift
 
 CAMERAS = ("front", "wrist")
 STATE_DIM, ACTION_DIM = 5, 3
@@ -395,7 +395,7 @@ def test_random_shift_is_an_integer_shift_of_a_replicate_padded_image():
 
 def test_both_shift_kernels_make_the_same_crops():
     """The CPU path (pad, then copy windows) and the accelerator path (one gather) agree."""
-    from robot_rl.rl.networks import shift_by_copy, shift_by_gather
+    from robot_rl.layers import shift_by_copy, shift_by_gather
 
     pad, n, h, w = 4, 32, 12, 10
     g = torch.Generator().manual_seed(1)

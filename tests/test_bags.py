@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robot_rl import messages
 from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.data.bags import BagError, BagTopics, import_bag
-from robot_rl.ros import convert
-from robot_rl.ros.convert import RosbagsTypes
+from robot_rl.messages import RosbagsTypes
 
 CAMS = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
         "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]"]
@@ -50,25 +50,25 @@ def write_bag(path, env, observations, poses, joints, actions, storage="sqlite3"
         pose_c, joints_c = connection("/ee_pose", "geometry_msgs/msg/PoseStamped"), connection(
             "/joint_states", "sensor_msgs/msg/JointState")
         command_c = connection("/target_pose", "geometry_msgs/msg/PoseStamped")
-        messages = []
+        written = []
         for k, obs in enumerate(observations):
             t = 100.0 + 0.1 * k  # the arm reached step k's state at t
             for offset in (0.010, 0.043, 0.076):  # cameras at 30 Hz
                 for name, c in cams.items():
                     stamp = t + offset + jitter(3)
                     msg = (types.cls("std_msgs/msg/String")(data="x") if image_type == "String"
-                           else convert.image_to_msg(types, obs[name], stamp, f"{name}_optical"))
-                    messages.append((stamp, c, msg))
+                           else messages.image_to_msg(types, obs[name], stamp, f"{name}_optical"))
+                    written.append((stamp, c, msg))
             for j in range(10):  # state at 100 Hz
                 stamp = t + 0.005 + 0.01 * j + jitter(2)
-                messages.append((stamp, pose_c, convert.pose_to_msg(types, poses[k], stamp, "base")))
-                messages.append((stamp, joints_c, convert.joint_state_to_msg(
+                written.append((stamp, pose_c, messages.pose_to_msg(types, poses[k], stamp, "base")))
+                written.append((stamp, joints_c, messages.joint_state_to_msg(
                     types, [f"joint{i}" for i in range(1, 8)], joints[k], np.zeros(7), None, stamp)))
             if k < len(actions):  # the actor's command, at 10 Hz, after it saw step k
                 stamp = t + 0.050 + jitter(5)
                 target = np.concatenate([poses[k][:3] + actions[k][:3] * env.action_spec.pos_step, poses[k][3:]])
-                messages.append((stamp, command_c, convert.pose_to_msg(types, target, stamp, "base")))
-        for stamp, c, msg in sorted(messages, key=lambda m: m[0]):
+                written.append((stamp, command_c, messages.pose_to_msg(types, target, stamp, "base")))
+        for stamp, c, msg in sorted(written, key=lambda m: m[0]):
             # the recorder's clock: a little after capture, not in order across topics
             writer.write(c, int((stamp + 0.002 + rng.uniform(0, 0.004)) * 1e9), types.serialize(msg))
     return path

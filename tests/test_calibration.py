@@ -9,7 +9,8 @@ from scipy.spatial.transform import Rotation
 
 from robot_rl.calibration.board import Board, BoardSpec, CalibrationError, invert, render_view, to_matrix
 from robot_rl.calibration.handeye import calibrate_hand_eye, guided_poses, pose_matrix
-from robot_rl.calibration.intrinsics import calibrate_intrinsics, camera_info_yaml, load_camera_info
+from robot_rl.calibration.intrinsics import calibrate_intrinsics
+from robot_rl.drivers.camera_info import CameraInfoError, camera_info_yaml, load_camera_info
 
 SIZE = (640, 480)
 K = np.array([[600.0, 0, 322.0], [0, 603.0, 236.0], [0, 0, 1]])
@@ -78,9 +79,9 @@ def test_camera_info_yaml_round_trip(tmp_path, board):
     path.write_text(camera_info_yaml(info))
     assert load_camera_info(path) == info
     path.write_text("image_width: 640\n")
-    with pytest.raises(CalibrationError, match="not a camera_info YAML"):
+    with pytest.raises(CameraInfoError, match="not a camera_info YAML"):
         load_camera_info(path)
-    with pytest.raises(CalibrationError, match="no camera_info file"):
+    with pytest.raises(CameraInfoError, match="no camera_info file"):
         load_camera_info(tmp_path / "missing.yaml")
 
 
@@ -199,8 +200,8 @@ def test_workspace_from_marked_corners_writes_a_valid_safety_file(tmp_path):
     import yaml
 
     from robot_rl.calibration.procedures import workspace
-    from robot_rl.config import load_config
     from robot_rl.safety import load_limits
+    from robot_rl.schema import load_config
     from robot_rl.sim.simulation import ARM_JOINTS
 
     corners = tmp_path / "corners.yaml"
@@ -222,7 +223,7 @@ def test_workspace_from_marked_corners_writes_a_valid_safety_file(tmp_path):
 def test_workspace_by_jogging_the_sim_arm_with_a_teleop_device(tmp_path):
     """A test double of a teleop device pushes the arm two ways and marks a corner after each."""
     from robot_rl.calibration.procedures import workspace
-    from robot_rl.config import load_config
+    from robot_rl.schema import load_config
     from robot_rl.teleop.device import TeleopDevice, TeleopEvent, TeleopSample
 
     class Jogger(TeleopDevice):

@@ -3,7 +3,8 @@ import pytest
 import yaml
 
 from robot_rl.cli import main
-from robot_rl.config import ConfigError, load_config
+from robot_rl.config import ConfigError
+from robot_rl.schema import load_config
 
 
 def test_rollout_prints_a_table_writes_config_and_video(tmp_path, capsys):

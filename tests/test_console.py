@@ -14,12 +14,12 @@ import pytest
 
 from robot_rl.console.server import KEY_HEADER, Console
 from robot_rl.data import EpisodeStore, StoreSpec
-from robot_rl.env.intervention import InterventionWrapper
+from robot_rl.intervention.mapping import TeleopMapper
+from robot_rl.intervention.wrapper import InterventionWrapper
 from robot_rl.rl.actor import Actor
-from robot_rl.rollout import FunctionPolicy
+from robot_rl.rl.rollout import FunctionPolicy
 from robot_rl.safety import SafetyEvent
 from robot_rl.teleop.device import TeleopEvent
-from robot_rl.teleop.mapping import TeleopMapper
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -142,8 +142,9 @@ def test_the_same_rules_on_every_address():
 
 
 def test_with_operator_gives_the_console_its_own_key_and_prints_its_url_once(make_sim_env, capsys, monkeypatch):
-    from robot_rl.config import ConfigError, load_config
-    from robot_rl.teleop.factory import CONSOLE_TOKEN_ENV, with_operator
+    from robot_rl.config import ConfigError
+    from robot_rl.intervention.factory import CONSOLE_TOKEN_ENV, with_operator
+    from robot_rl.schema import load_config
 
     monkeypatch.delenv(CONSOLE_TOKEN_ENV, raising=False)
     env = make_sim_env("task=reach", "cameras=sim64", with_cameras=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robot_rl.config import load_config
+from robot_rl.schema import load_config
 from tests import launch_double, rclpy_double
 
 REPO = Path(__file__).resolve().parents[1]

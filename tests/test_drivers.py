@@ -171,8 +171,8 @@ def test_realsense_picks_by_serial_sets_exposure_and_reads_rgb_with_depth():
 
 
 def test_calibrated_intrinsics_replace_the_drivers_own(tmp_path):
-    from robot_rl.calibration.intrinsics import camera_info_yaml
     from robot_rl.drivers.base import CameraInfo
+    from robot_rl.drivers.camera_info import camera_info_yaml
     from robot_rl.drivers.factory import make_camera
 
     calibrated = CameraInfo(6, 4, 3.3, 3.4, 2.4, 1.6, "front", (0.05, 0, 0, 0, 0))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from robot_rl.config import ConfigError, load_config
+from robot_rl.config import ConfigError
+from robot_rl.schema import load_config
 
 
 @pytest.fixture(scope="module")

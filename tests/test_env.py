@@ -9,7 +9,7 @@ from robot_rl.sim.expert import ScriptedExpert
 
 @pytest.mark.parametrize("env_id", ["robot_rl/Reach-v0", "robot_rl/PushCube-v0", "robot_rl/PickCube-v0"])
 def test_check_env(env_id):
-    import robot_rl.env  # noqa: F401 - registers the ids
+    import robot_rl.robots  # noqa: F401 - registers the ids
 
     env = gym.make(env_id, render_mode="rgb_array")
     try:

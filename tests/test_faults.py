@@ -61,9 +61,9 @@ def test_two_actors_into_one_learner_never_merge_and_lose_no_step(tmp_path):
 
 
 def test_a_record_that_does_not_fit_the_run_is_refused_once_and_not_retried(tmp_path):
-    from robot_rl.config import load_config
     from robot_rl.data import StoreSpec
     from robot_rl.env.factory import spaces_from_config
+    from robot_rl.schema import load_config
     from robot_rl.transport.client import LearnerClient, StepStreamer
 
     cfg = load_config(TINY, name="train")
@@ -221,9 +221,9 @@ def test_train_gives_up_on_a_learner_past_its_restarts_in_one_line(tmp_path):
 
 
 def test_an_episode_sent_again_after_a_learner_restart_is_stored_once(tmp_path, make_sim_env):
-    from robot_rl.config import load_config
     from robot_rl.rl.records import end_record
     from robot_rl.rl.train import make_learner
+    from robot_rl.schema import load_config
 
     cfg = load_config([*TINY, *EPISODE], name="train")
     env = make_sim_env(*TINY[:5], *EPISODE)

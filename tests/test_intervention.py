@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from robot_rl.data import EpisodeStore, StoreSpec
-from robot_rl.env.intervention import InterventionConfig, InterventionWrapper
+from robot_rl.intervention.mapping import TeleopMapper
+from robot_rl.intervention.wrapper import InterventionConfig, InterventionWrapper
 from robot_rl.rl.actor import Actor
-from robot_rl.rollout import FunctionPolicy
+from robot_rl.rl.rollout import FunctionPolicy
+from robot_rl.sim.operator import SimOperator, SimOperatorConfig
 from robot_rl.teleop.device import TeleopDevice, TeleopEvent, TeleopSample
-from robot_rl.teleop.mapping import TeleopMapper
-from robot_rl.teleop.sim_operator import SimOperator, SimOperatorConfig
 
 IDLE = TeleopSample(np.zeros(6))
 
@@ -53,7 +53,7 @@ def test_operator_wins_exactly_when_active_and_both_actions_are_stored(make_sim_
 def test_intervention_steps_land_in_both_buffers(make_sim_env):
     from robot_rl.rl.agent import SACAgent
     from robot_rl.rl.learner import Learner
-    from robot_rl.rl.settings import AgentConfig, LearnerConfig
+    from robot_rl.schema.training import AgentConfig, LearnerConfig
 
     env = make_sim_env("task=reach", "task.max_steps=5", "cameras.front.size=[16,16]",
                        "cameras.wrist.size=[16,16]")

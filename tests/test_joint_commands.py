@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from robot_rl.drivers.base import UnsupportedCommand
-from robot_rl.env.sim_backend import SimBackend
-from robot_rl.ros.convert import RosbagsTypes
+from robot_rl.messages import RosbagsTypes
 from robot_rl.ros.topic_backend import TopicArm, TopicBackend
 from robot_rl.safety import ArmCapabilityError, Command, SafeArm
 from robot_rl.safety.limits import load_limits
+from robot_rl.sim.backend import SimBackend
 from robot_rl.sim.simulation import ARM_JOINTS
 
 LIMITS = load_limits("sim_panda", ARM_JOINTS)

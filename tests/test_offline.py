@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from robot_rl.cli import main
-from robot_rl.config import ConfigError, load_config
+from robot_rl.config import ConfigError
 from robot_rl.data import EpisodeStore, StoreSpec
-from robot_rl.env.factory import make_env, spaces_from_config
+from robot_rl.env.factory import spaces_from_config
 from robot_rl.rl.agent import SACAgent
 from robot_rl.rl.checkpoints import CheckpointError, load_checkpoint
 from robot_rl.rl.offline import MC_RETURN, OfflineUpdater, discounted_returns, load_offline_buffer
-from robot_rl.rl.settings import AgentConfig, OfflineConfig
+from robot_rl.robots import make_env
+from robot_rl.schema import load_config
+from robot_rl.schema.training import AgentConfig, OfflineConfig
 
 CAMERAS = ["cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]", "cameras.wrist.resolution=[32,32]",
            "cameras.wrist.size=[32,32]"]

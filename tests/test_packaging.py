@@ -20,9 +20,9 @@ for name in [m for m in sys.modules if m.startswith("__editable__")]:
 sys.path_importer_cache.clear()
 sys.path.insert(0, {site_dir!r})
 site.addsitedir({site_dir!r})
-import robot_rl.drivers.sim, robot_rl.calibration
+import robot_rl.drivers.factory, robot_rl.calibration
 from robot_rl.config import config_dir
-print(robot_rl.drivers.sim.__file__)
+print(robot_rl.drivers.factory.__file__)
 print(config_dir())
 """
 
@@ -49,10 +49,10 @@ def _probe(site_dir: Path, cwd: Path) -> tuple[Path, Path]:
 
 def test_editable_install_maps_top_level_folders():
     import robot_rl.calibration
-    import robot_rl.drivers.sim
+    import robot_rl.drivers.factory
     from robot_rl.config import config_dir
 
-    assert Path(robot_rl.drivers.sim.__file__).parent == REPO / "drivers"
+    assert Path(robot_rl.drivers.factory.__file__).parent == REPO / "drivers"
     assert Path(robot_rl.calibration.__file__).parent == REPO / "calibration"
     assert config_dir() == REPO / "config"
 
@@ -67,7 +67,7 @@ def test_plain_pip_install_has_modules_config_and_ament_files(tmp_path):
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     site_dir = prefix / "lib" / version / "site-packages"
     module, config = _probe(site_dir, tmp_path)
-    assert module == site_dir / "robot_rl" / "drivers" / "sim.py"
+    assert module == site_dir / "robot_rl" / "drivers" / "factory.py"
     share = prefix / "share" / "robot_rl"
     assert config == share / "config"
     assert (share / "package.xml").is_file()
@@ -94,7 +94,7 @@ def test_setup_py_develop(tmp_path):
     subprocess.run([sys.executable, "setup.py", "develop", "--no-deps", "--install-dir", str(site_dir)], cwd=src,
                    check=True, capture_output=True)
     module, config = _probe(site_dir, tmp_path)
-    assert module == src / "drivers" / "sim.py"
+    assert module == src / "drivers" / "factory.py"
     assert config == src / "config"
 
 

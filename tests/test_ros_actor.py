@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pytest
 
+from robot_rl import messages
 from robot_rl.config import ConfigError
 from robot_rl.data import EpisodeStore
 from robot_rl.data.spec import LABEL_SUCCESS
-from robot_rl.ros import convert
 from robot_rl.teleop.device import TeleopEvent
 from tests import rclpy_double
 from tests.test_train import _free_port, _wait_for
@@ -57,7 +57,7 @@ class Transport(threading.Thread):
         (_, control), (_, cameras) = sim.timers
         self.started_sim.set()
         delivered: dict[tuple[int, str], int] = {}
-        twist = convert.twist_to_msg(self.types, np.array([0.0, 1.0, 0, 0, 0, 0]), time.time(), "teleop")
+        twist = messages.twist_to_msg(self.types, np.array([0.0, 1.0, 0, 0, 0, 0]), time.time(), "teleop")
         String = self.types.cls("std_msgs/msg/String")
         pressed = False
         try:
@@ -177,8 +177,8 @@ def test_actor_node_refuses_a_simulated_robot(monkeypatch):
 
 
 def test_a_ros_robot_outside_actor_node_is_a_clear_error():
-    from robot_rl.config import load_config
-    from robot_rl.env.factory import make_env
+    from robot_rl.robots import make_env
+    from robot_rl.schema import load_config
 
     with pytest.raises(ConfigError, match="actor_node"):
         make_env(load_config(["robot=ur5e", "cameras=ros", "task=labeled"]))

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from robot_rl.config import load_config
 from robot_rl.env.factory import spaces_from_config
+from robot_rl.schema import load_config
 from tests import launch_double, rclpy_double
 from tests.launch_double import ExecuteProcess, Node, expand, node_parameters
 

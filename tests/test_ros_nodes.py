@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
+from robot_rl import messages
 from robot_rl.drivers.base import Camera, CameraInfo, Frame
-from robot_rl.ros import convert
+from robot_rl.messages import RosbagsTypes
 from robot_rl.ros.bridges import CameraStream, TeleopStream
-from robot_rl.ros.convert import RosbagsTypes
 from robot_rl.teleop.device import TeleopDevice, TeleopEvent, TeleopSample
 from tests import rclpy_double
 
@@ -72,13 +72,13 @@ def test_sim_robot_publishes_cameras_and_arm_state_with_qos(sim_node):
     image = latest(node, "front/image_raw")
     assert (image.height, image.width, image.encoding) == (32, 32, "rgb8")
     assert node.publishers["front/image_raw"].qos.reliability == "best_effort"  # sensor-data QoS
-    info = convert.camera_info_from_msg(latest(node, "wrist/camera_info"))
+    info = messages.camera_info_from_msg(latest(node, "wrist/camera_info"))
     assert info.frame_id == "wrist_optical" and info.width == 32
-    assert convert.stamp_from_msg(image.header.stamp) == convert.stamp_from_msg(latest(node, "front/camera_info")
+    assert messages.stamp_from_msg(image.header.stamp) == messages.stamp_from_msg(latest(node, "front/camera_info")
                                                                                  .header.stamp)
     cameras()  # no new frame since: nothing is published twice
     assert len(node.publishers["front/image_raw"].sent) == 1
-    joints = convert.joint_state_from_msg(latest(node, "joint_states"))
+    joints = messages.joint_state_from_msg(latest(node, "joint_states"))
     assert joints.names == tuple(f"joint{i}" for i in range(1, 8)) and np.all(np.isfinite(joints.position))
     assert latest(node, "ee_pose").header.frame_id == "base"
     assert node.publishers["estop_state"].qos.durability == "transient_local"
@@ -88,12 +88,12 @@ def test_sim_robot_publishes_cameras_and_arm_state_with_qos(sim_node):
 def test_a_target_pose_moves_the_sim_arm(sim_node):
     node, types, clock, control, _, _ = sim_node
     control()
-    start = convert.pose_from_msg(latest(node, "ee_pose"))
+    start = messages.pose_from_msg(latest(node, "ee_pose"))
     goal = start.copy()
     goal[0] += 0.05
-    target = convert.pose_to_msg(types, goal, 0.0, "base")
+    target = messages.pose_to_msg(types, goal, 0.0, "base")
     run_for(node, clock, control, 1.5, before_each=lambda: node.deliver("target_pose", target))
-    reached = convert.pose_from_msg(latest(node, "ee_pose"))
+    reached = messages.pose_from_msg(latest(node, "ee_pose"))
     assert abs(reached[0] - goal[0]) < 0.01 and abs(reached[1] - start[1]) < 0.01
     assert json.loads(latest(node, "safety_status").data)["halted"] is False
 
@@ -101,16 +101,16 @@ def test_a_target_pose_moves_the_sim_arm(sim_node):
 def test_a_twist_moves_the_arm_along_it(sim_node):
     node, types, clock, control, _, _ = sim_node
     control()
-    start = convert.pose_from_msg(latest(node, "ee_pose"))
-    twist = convert.twist_to_msg(types, [0.0, 0.05, 0.0, 0.0, 0.0, 0.0], 0.0, "base")  # 5 cm/s along +y
+    start = messages.pose_from_msg(latest(node, "ee_pose"))
+    twist = messages.twist_to_msg(types, [0.0, 0.05, 0.0, 0.0, 0.0, 0.0], 0.0, "base")  # 5 cm/s along +y
     run_for(node, clock, control, 1.0, before_each=lambda: node.deliver("target_twist", twist))
-    moved = convert.pose_from_msg(latest(node, "ee_pose"))[:3] - start[:3]
+    moved = messages.pose_from_msg(latest(node, "ee_pose"))[:3] - start[:3]
     assert 0.025 < moved[1] < 0.07 and abs(moved[0]) < 0.01
 
 
 def test_a_stale_command_halts_the_arm(sim_node):
     node, types, clock, control, _, _ = sim_node
-    target = convert.pose_to_msg(types, convert.pose_from_msg(latest_or_tick(node, control, "ee_pose")), 0.0, "base")
+    target = messages.pose_to_msg(types, messages.pose_from_msg(latest_or_tick(node, control, "ee_pose")), 0.0, "base")
     node.deliver("target_pose", target)
     run_for(node, clock, control, 0.1)
     assert json.loads(latest(node, "safety_status").data)["halted"] is False
@@ -121,9 +121,9 @@ def test_a_stale_command_halts_the_arm(sim_node):
 
 def test_bad_commands_are_refused_and_counted(sim_node):
     node, types, clock, control, _, _ = sim_node
-    pose = convert.pose_from_msg(latest_or_tick(node, control, "ee_pose"))
-    wrong_frame = convert.pose_to_msg(types, pose, 0.0, "camera")
-    not_a_pose = convert.pose_to_msg(types, pose, 0.0, "base")
+    pose = messages.pose_from_msg(latest_or_tick(node, control, "ee_pose"))
+    wrong_frame = messages.pose_to_msg(types, pose, 0.0, "camera")
+    not_a_pose = messages.pose_to_msg(types, pose, 0.0, "base")
     not_a_pose.pose.orientation.w = not_a_pose.pose.orientation.x = 0.0
     not_a_pose.pose.orientation.y = not_a_pose.pose.orientation.z = 0.0
     for msg in (wrong_frame, not_a_pose):
@@ -135,14 +135,14 @@ def test_bad_commands_are_refused_and_counted(sim_node):
 def test_estop_topic_latches_and_only_the_reset_service_clears_it(sim_node):
     node, types, clock, control, _, _ = sim_node
     Bool = types.cls("std_msgs/msg/Bool")
-    start = convert.pose_from_msg(latest_or_tick(node, control, "ee_pose"))
+    start = messages.pose_from_msg(latest_or_tick(node, control, "ee_pose"))
     node.deliver("estop", Bool(data=True))
     goal = start.copy()
     goal[2] += 0.05
-    target = convert.pose_to_msg(types, goal, 0.0, "base")
+    target = messages.pose_to_msg(types, goal, 0.0, "base")
     run_for(node, clock, control, 1.0, before_each=lambda: node.deliver("target_pose", target))
     assert latest(node, "estop_state").data is True
-    assert abs(convert.pose_from_msg(latest(node, "ee_pose"))[2] - start[2]) < 0.005  # held
+    assert abs(messages.pose_from_msg(latest(node, "ee_pose"))[2] - start[2]) < 0.005  # held
     node.deliver("estop", Bool(data=False))  # a false on the topic is not a reset
     run_for(node, clock, control, 0.1)
     assert latest(node, "estop_state").data is True
@@ -150,7 +150,7 @@ def test_estop_topic_latches_and_only_the_reset_service_clears_it(sim_node):
     assert response.success and "latched by ros" in response.message
     run_for(node, clock, control, 1.5, before_each=lambda: node.deliver("target_pose", target))
     assert latest(node, "estop_state").data is False
-    assert convert.pose_from_msg(latest(node, "ee_pose"))[2] > start[2] + 0.03
+    assert messages.pose_from_msg(latest(node, "ee_pose"))[2] > start[2] + 0.03
 
 
 def test_node_main_runs_and_shuts_down(monkeypatch):
@@ -196,8 +196,8 @@ def test_camera_stream_publishes_each_frame_once_with_compressed_copy():
     camera.stamp = 7.0
     out = dict(stream.tick())
     assert set(out) == {"image_raw", "camera_info", "image_raw/compressed"}
-    assert np.array_equal(convert.image_from_msg(out["image_raw"]), camera.read().image)
-    assert np.array_equal(convert.compressed_image_from_msg(out["image_raw/compressed"]), camera.read().image)
+    assert np.array_equal(messages.image_from_msg(out["image_raw"]), camera.read().image)
+    assert np.array_equal(messages.compressed_image_from_msg(out["image_raw/compressed"]), camera.read().image)
     assert out["camera_info"].header.frame_id == "front_optical"
     assert stream.tick() == []
     with pytest.raises(ValueError, match="rgb8 or bgr8"):
@@ -216,7 +216,7 @@ def test_teleop_stream_publishes_twist_gripper_and_each_event():
     out = TeleopStream(Device(), types, "operator", clock=lambda: 0.0).tick()
     topics = [t for t, _ in out]
     assert topics == ["twist", "gripper", "events", "events"]
-    assert np.array_equal(convert.twist_from_msg(out[0][1]), [0.5, 0, 0, 0, 0, -0.25])
+    assert np.array_equal(messages.twist_from_msg(out[0][1]), [0.5, 0, 0, 0, 0, -0.25])
     assert out[1][1].data == 1.0 and [m.data for _, m in out[2:]] == ["intervene", "success"]
 
 
@@ -228,7 +228,7 @@ def test_camera_node_publishes_an_opencv_camera_with_its_calibration(monkeypatch
 
     frames = [np.full((4, 6, 3), 50 + i, np.uint8) for i in range(3)]
     monkeypatch.setattr(cv2, "VideoCapture", lambda device: CaptureDouble(frames if device == 3 else []))
-    from robot_rl.calibration.intrinsics import camera_info_yaml
+    from robot_rl.drivers.camera_info import camera_info_yaml
 
     calibrated = tmp_path / "side.yaml"
     calibrated.write_text(camera_info_yaml(CameraInfo(6, 4, 7.5, 7.25, 2.6, 1.4, "side_optical", (0.01,) * 5)))
@@ -239,9 +239,9 @@ def test_camera_node_publishes_an_opencv_camera_with_its_calibration(monkeypatch
     assert period == pytest.approx(1 / 15)
     publish()
     image = latest(node, "side/image_raw")
-    assert image.header.frame_id == "side_optical" and convert.image_from_msg(image)[0, 0].tolist() == [50] * 3
+    assert image.header.frame_id == "side_optical" and messages.image_from_msg(image)[0, 0].tolist() == [50] * 3
     assert set(node.publishers) == {"side/image_raw", "side/camera_info", "side/image_raw/compressed"}
-    assert convert.camera_info_from_msg(latest(node, "side/camera_info")).fx == 7.5  # the calibrated intrinsics
+    assert messages.camera_info_from_msg(latest(node, "side/camera_info")).fx == 7.5  # the calibrated intrinsics
     node.destroy_node()
 
 
@@ -260,17 +260,17 @@ def test_arm_node_filters_commands_to_a_ur_and_halts_on_estop(monkeypatch):
     node = nodes.ArmNode()
     (_, tick), = node.timers
     tick()
-    assert convert.joint_state_from_msg(latest(node, "joint_states")).names[0] == "shoulder_pan_joint"
-    here = convert.pose_from_msg(latest(node, "ee_pose"))
+    assert messages.joint_state_from_msg(latest(node, "joint_states")).names[0] == "shoulder_pan_joint"
+    here = messages.pose_from_msg(latest(node, "ee_pose"))
     far = here.copy()
     far[0] += 0.5  # 50 cm in one command, and out of the box
-    node.deliver("target_pose", convert.pose_to_msg(types, far, 0.0, "base"))
+    node.deliver("target_pose", messages.pose_to_msg(types, far, 0.0, "base"))
     sent, _ = rtde.servo[-1]
     assert 0 < sent[0] - here[0] <= 0.03 + 1e-9  # ur5e.yaml: at most 3 cm per command
     node.deliver("estop", types.cls("std_msgs/msg/Bool")(data=True))
     assert rtde.stops >= 1
     servo_calls = len(rtde.servo)
-    node.deliver("target_pose", convert.pose_to_msg(types, here, 0.0, "base"))
+    node.deliver("target_pose", messages.pose_to_msg(types, here, 0.0, "base"))
     assert len(rtde.servo) == servo_calls  # latched: holds only
     tick()
     assert latest(node, "estop_state").data is True

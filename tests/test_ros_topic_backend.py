@@ -9,11 +9,11 @@ import pytest
 from robot_rl.drivers.base import DriverError
 from robot_rl.env.image import CropResize
 from robot_rl.env.robot_env import ActionSpec, RobotEnv
-from robot_rl.env.sim_backend import SimBackend
+from robot_rl.messages import RosbagsTypes
 from robot_rl.ros.bridges import ArmServer, CameraStream
-from robot_rl.ros.convert import RosbagsTypes
 from robot_rl.ros.topic_backend import TopicArm, TopicBackend, TopicCamera
 from robot_rl.safety import load_limits
+from robot_rl.sim.backend import SimBackend
 from robot_rl.sim.simulation import ARM_JOINTS
 from robot_rl.sim.tasks import ReachTask, Region
 
@@ -105,7 +105,7 @@ def test_no_messages_yet_is_a_clear_error():
 
 
 def test_teleop_topics_read_as_a_device_that_goes_quiet_when_its_node_does():
-    from robot_rl.ros.convert import MessageError
+    from robot_rl.messages import MessageError
     from robot_rl.ros.topic_backend import TopicTeleop
     from robot_rl.teleop.device import TeleopEvent
 
@@ -127,6 +127,6 @@ def test_teleop_topics_read_as_a_device_that_goes_quiet_when_its_node_does():
 
 
 def convert_twist(types, twist):
-    from robot_rl.ros import convert
+    from robot_rl import messages
 
-    return convert.twist_to_msg(types, np.array(twist, dtype=float), 0.0, "teleop")
+    return messages.twist_to_msg(types, np.array(twist, dtype=float), 0.0, "teleop")

@@ -525,7 +525,8 @@ def test_bad_limits_files_fail_in_one_clear_line(tmp_path, edit, message):
 
 
 def test_a_bad_limits_file_stops_the_config_at_load(tmp_path):
-    from robot_rl.config import ConfigError, load_config
+    from robot_rl.config import ConfigError
+    from robot_rl.schema import load_config
 
     path = tmp_path / "bad.yaml"
     path.write_text(GOOD.replace("observation_timeout: 0.3", "observation_timeout: -1"))

@@ -4,7 +4,7 @@ episodes, and random and adversarial policies that never get the arm out of its 
 import numpy as np
 import pytest
 
-from robot_rl.safety.audit import adversarial_policy, random_policy, run_policy
+from robot_rl.sim.audit import adversarial_policy, random_policy, run_policy
 
 
 def test_the_watchdog_halts_the_sim_arm_within_one_control_period_after_commands_stop(make_sim_env):

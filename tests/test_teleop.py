@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from robot_rl.env.robot_env import ActionSpec
+from robot_rl.intervention.mapping import TeleopMapper, TwistMapping
 from robot_rl.teleop.device import TeleopEvent, TeleopSample
 from robot_rl.teleop.keyboard import Keyboard
-from robot_rl.teleop.mapping import TeleopMapper, TwistMapping
 from robot_rl.teleop.spacemouse import SpaceMouse, SpaceMouseConfig
 
 

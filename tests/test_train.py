@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from robot_rl.cli import main
-from robot_rl.config import load_config
 from robot_rl.data import EpisodeStore
+from robot_rl.schema import load_config
 
 TINY = [
     "task=reach", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",

@@ -177,8 +177,9 @@ def test_an_api_key_over_plain_http_to_another_host_is_refused_unless_allowed(ur
 
 
 def test_the_config_refuses_a_key_over_http_at_build_time(monkeypatch):
-    from robot_rl.config import ConfigError, load_config
+    from robot_rl.config import ConfigError
     from robot_rl.critics.factory import make_critic
+    from robot_rl.schema import load_config
 
     monkeypatch.setenv("VLM_KEY", "sk-test")
     vlm_cfg = ["cameras=sim64", "critic.name=vlm_progress", "critic.base_url=http://vlm.lab:8000/v1",
@@ -189,8 +190,8 @@ def test_the_config_refuses_a_key_over_http_at_build_time(monkeypatch):
 
 
 def test_critic_allow_insecure_reaches_the_endpoint(monkeypatch):
-    from robot_rl.config import load_config
     from robot_rl.critics.factory import make_critic
+    from robot_rl.schema import load_config
 
     monkeypatch.setenv("VLM_KEY", "sk-test")
     cfg = load_config(["cameras=sim64", "critic.name=vlm_progress", "critic.base_url=http://vlm.lab:8000/v1",
@@ -202,8 +203,8 @@ def test_critic_allow_insecure_reaches_the_endpoint(monkeypatch):
 def test_critic_eval_judges_a_vlm_endpoint_and_training_leaves_it_to_the_relabeler(vlm, tmp_path, capsys,
                                                                                 make_sim_env):
     from robot_rl.cli import main
-    from robot_rl.config import load_config
     from robot_rl.critics.training import relabeler_for, with_critic
+    from robot_rl.schema import load_config
 
     cams = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
             "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]"]
@@ -227,12 +228,12 @@ def test_critic_eval_judges_a_vlm_endpoint_and_training_leaves_it_to_the_relabel
 
 
 def test_the_learner_takes_episodes_once_the_relabeler_has_rewarded_them(vlm, tmp_path, make_sim_env):
-    from robot_rl.config import load_config
     from robot_rl.critics.composer import compose_rewards
     from robot_rl.critics.relabel import relabel_episode
     from robot_rl.critics.training import relabeler_for, reward_config
     from robot_rl.data import EpisodeStore
     from robot_rl.rl.train import make_learner, record_demos
+    from robot_rl.schema import load_config
 
     cams = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
             "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]"]
@@ -305,9 +306,10 @@ def tiny_llava(tmp_path_factory):
 
 
 def test_a_local_transformers_vlm_is_the_other_backend(tiny_llava, tmp_path):
-    from robot_rl.config import ConfigError, load_config
+    from robot_rl.config import ConfigError
     from robot_rl.critics.factory import make_critic
     from robot_rl.critics.vlm import TransformersChat
+    from robot_rl.schema import load_config
 
     cfg = load_config(["cameras=sim64", "critic.name=vlm_progress", f"critic.local_model={tiny_llava}",
                        "critic.camera=front", "critic.max_frames=4"], name="train")

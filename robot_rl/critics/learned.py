@@ -24,7 +24,7 @@ from torch import nn
 
 from robot_rl.critics.base import Critic, CriticOutput, Frames, calibrated, frame_count
 from robot_rl.critics.metrics import best_threshold, success_scores
-from robot_rl.rl.networks import ConvStem, mlp, random_shift
+from robot_rl.layers import ConvStem, mlp, random_shift
 
 FORMAT = "robot_rl.frame_critic/1"
 

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from robot_rl import messages
 from robot_rl.drivers.base import ArmState
 from robot_rl.env.image import CropResize
 from robot_rl.env.robot_env import PROPRIO, STATE_KEY, ActionSpec
-from robot_rl.ros import convert
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
@@ -84,7 +84,7 @@ def read_streams(path: str | Path, topics: BagTopics) -> dict[str, Stream]:
             connections = [by_topic[t] for t in keys]
             for connection, timestamp, data in reader.messages(connections=connections):
                 msg = typestore.deserialize_cdr(data, connection.msgtype)
-                stamp = convert.stamp_from_msg(msg.header.stamp) if hasattr(msg, "header") else timestamp * 1e-9
+                stamp = messages.stamp_from_msg(msg.header.stamp) if hasattr(msg, "header") else timestamp * 1e-9
                 raw[keys[connection.topic]].append((stamp, msg))
     except BagError:
         raise
@@ -121,8 +121,8 @@ def import_bag(path: str | Path, store: Any, action: ActionSpec, images: Mapping
         raise BagError(f"{path}: the streams overlap for less than one control period ({period:.3f} s)")
 
     def observe(t: float) -> tuple[dict[str, np.ndarray], ArmState]:
-        pose = convert.pose_from_msg(streams["ee_pose"].at(t))
-        q = (convert.joint_state_from_msg(streams["joint_states"].at(t)).position if "joint_states" in streams
+        pose = messages.pose_from_msg(streams["ee_pose"].at(t))
+        q = (messages.joint_state_from_msg(streams["joint_states"].at(t)).position if "joint_states" in streams
              else np.zeros(0))
         arm = ArmState(q, np.zeros_like(q), pose, np.zeros(6), t)
         obs = {name: resize(_image(streams[f"image:{name}"].at(t))) for name, resize in images.items()}
@@ -136,7 +136,7 @@ def import_bag(path: str | Path, store: Any, action: ActionSpec, images: Mapping
         for k in range(len(ticks) - 1):
             i = int(np.searchsorted(commands.stamps, ticks[k + 1], side="right")) - 1
             sent = i >= 0 and commands.stamps[i] > ticks[k]
-            target = convert.pose_from_msg(commands.values[i]) if sent else arm.ee_pose
+            target = messages.pose_from_msg(commands.values[i]) if sent else arm.ee_pose
             drot = None  # the rotation that takes the measured orientation to the target's, base frame
             if action.rotation:
                 drot = (Rotation.from_quat(target[3:], scalar_first=True)
@@ -188,7 +188,7 @@ def export_bag(episode: Mapping[str, Any], path: str | Path, action: ActionSpec,
     the number of messages."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from robot_rl.ros.convert import RosbagsTypes
+    from robot_rl.messages import RosbagsTypes
 
     if action.gripper:
         raise BagError("a bag's commands are arm poses: export an episode without a gripper action")
@@ -215,17 +215,17 @@ def export_bag(episode: Mapping[str, Any], path: str | Path, action: ActionSpec,
             t = start + k * period
             pose = _pose_from_state(np.asarray(obs[STATE_KEY][k], dtype=float), proprio)
             for name, c in cameras.items():
-                write(c, t, convert.image_to_msg(types, np.asarray(obs[name][k]), t, f"{name}_optical"))
-            write(pose_c, t, convert.pose_to_msg(types, pose, t, frame_id))
+                write(c, t, messages.image_to_msg(types, np.asarray(obs[name][k]), t, f"{name}_optical"))
+            write(pose_c, t, messages.pose_to_msg(types, pose, t, frame_id))
             if k < len(actions):
                 dpos, drot, _ = action.split(actions[k])
                 target = np.concatenate([pose[:3] + dpos, (Rotation.from_rotvec(drot) * Rotation.from_quat(
                     pose[3:], scalar_first=True)).as_quat(scalar_first=True)])
-                write(command_c, t + 0.5 * period, convert.pose_to_msg(types, target, t + 0.5 * period, frame_id))
+                write(command_c, t + 0.5 * period, messages.pose_to_msg(types, target, t + 0.5 * period, frame_id))
     return count
 
 
 def _image(msg: Any) -> np.ndarray:
     if hasattr(msg, "format"):
-        return convert.compressed_image_from_msg(msg)
-    return convert.image_from_msg(msg)
+        return messages.compressed_image_from_msg(msg)
+    return messages.image_from_msg(msg)

@@ -1,12 +1,7 @@
-"""RobotEnv, its backends and wrappers.
+"""RobotEnv, the seam between robots and learning: the backend and task interfaces it is
+built from, its observation and action layout, and its image transforms.
 
-Importing this package registers the simulated tasks with gymnasium:
-``gymnasium.make("robot_rl/PickCube-v0", overrides=("seed=1",))``.
+Robots implement :class:`~robot_rl.env.backend.RobotBackend` (the simulated arm in
+``robot_rl.sim``, ROS 2 topics in ``robot_rl.ros``); ``robot_rl.robots.make_env`` picks one
+by config. Importing ``robot_rl.robots`` registers the simulated tasks with gymnasium.
 """
-
-import gymnasium
-
-for _id, _task in (("Reach", "reach"), ("PushCube", "push_cube"), ("PickCube", "pick_cube")):
-    if f"robot_rl/{_id}-v0" not in gymnasium.registry:
-        gymnasium.register(f"robot_rl/{_id}-v0", entry_point="robot_rl.env.factory:make_task_env",
-                           kwargs={"task": _task}, disable_env_checker=True)

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from robot_rl.env.robot_env import STATE_KEY
-from robot_rl.rl.networks import Actor, CriticEnsemble, PixelEncoder, mlp, random_shift
-from robot_rl.rl.settings import AgentConfig
+from robot_rl.layers import PixelEncoder, mlp, random_shift
+from robot_rl.rl.networks import GaussianPolicy, QEnsemble
+from robot_rl.schema.training import AgentConfig
 
 Batch = Mapping[str, object]
 
@@ -62,9 +63,9 @@ class SACAgent:
         self.continuous_dim = action_dim - 1 if cfg.gripper_critic else action_dim
         self.encoder = PixelEncoder(self.cameras, image_size, state_dim, cfg.encoder, cfg.encoder_features,
                                     cfg.resnet_path).to(self.device)
-        self.critic = CriticEnsemble(self.encoder.out_dim, self.continuous_dim, cfg.hidden,
+        self.critic = QEnsemble(self.encoder.out_dim, self.continuous_dim, cfg.hidden,
                                      cfg.num_critics).to(self.device)
-        self.actor = Actor(self.encoder.out_dim, self.continuous_dim, cfg.hidden).to(self.device)
+        self.actor = GaussianPolicy(self.encoder.out_dim, self.continuous_dim, cfg.hidden).to(self.device)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)

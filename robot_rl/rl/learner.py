@@ -26,7 +26,7 @@ from robot_rl.data.spec import KeySpec
 from robot_rl.rl.agent import DEMO_KEY, SACAgent
 from robot_rl.rl.checkpoints import CHECKPOINT, checkpoint_file, load_agent_state, load_checkpoint, save_checkpoint
 from robot_rl.rl.records import STEP, AssembledEpisode, EpisodeAssembler, check_record
-from robot_rl.rl.settings import INIT_BC_WEIGHT, LearnerConfig
+from robot_rl.schema.training import INIT_BC_WEIGHT, LearnerConfig
 
 log = logging.getLogger("robot_rl.learner")
 

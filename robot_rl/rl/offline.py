@@ -49,7 +49,7 @@ from robot_rl.env.robot_env import STATE_KEY
 from robot_rl.rl.agent import SACAgent, gripper_choice, q_scale
 from robot_rl.rl.checkpoints import CHECKPOINT, load_agent_state, load_checkpoint, save_checkpoint
 from robot_rl.rl.run_log import WandbLog
-from robot_rl.rl.settings import OfflineConfig
+from robot_rl.schema.training import OfflineConfig
 
 log = logging.getLogger("robot_rl.offline")
 
@@ -245,8 +245,9 @@ class OfflineReport:
 def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> OfflineReport:
     """``cfg.offline.updates`` updates on ``cfg.data``, evaluating in sim every
     ``offline.eval_every`` (and at the end); resumes from run_dir/checkpoint.pt if there is one."""
-    from robot_rl.env.factory import make_env, spaces_from_config
+    from robot_rl.env.factory import spaces_from_config
     from robot_rl.rl.train import _section, agent_for, evaluate, pick_device
+    from robot_rl.robots import make_env
 
     started = time.perf_counter()
     ocfg = OfflineConfig(**_section(cfg.offline, OfflineConfig))

@@ -26,15 +26,15 @@ from tqdm import tqdm
 
 from robot_rl.config import ConfigError
 from robot_rl.critics.training import relabeler_for, with_critic
-from robot_rl.env.factory import make_env, spaces_from_config
+from robot_rl.env.factory import spaces_from_config
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.files import atomic_write_text
+from robot_rl.intervention.factory import CONSOLE_TOKEN_ENV, with_operator
 from robot_rl.rl.actor import Actor, EpisodeSummary
 from robot_rl.rl.learner import Learner
 from robot_rl.rl.pacing import TimingSummary
 from robot_rl.rl.records import BEGIN
 from robot_rl.rl.run_log import WandbLog
-from robot_rl.rl.settings import LearnerConfig
 from robot_rl.rl.supervisor import RunFailed, Supervised, wait_for_file
 from robot_rl.rl.train import (
     DEMO_STORE,
@@ -48,8 +48,9 @@ from robot_rl.rl.train import (
     random_steps,
     record_demos,
 )
+from robot_rl.robots import make_env
+from robot_rl.schema.training import LearnerConfig
 from robot_rl.teleop.device import TeleopDevice
-from robot_rl.teleop.factory import CONSOLE_TOKEN_ENV, with_operator
 
 log = logging.getLogger("robot_rl.processes")
 
@@ -309,7 +310,7 @@ def record_teleop(cfg: DictConfig, path: Path, env_factory: Callable[[DictConfig
     """Record ``cfg.episodes`` teleoperated demonstrations (every step the operator's) into the
     EpisodeStore at ``path`` (appended to, or created), labels included."""
     from robot_rl.data import EpisodeStore, StoreSpec
-    from robot_rl.rollout import FunctionPolicy
+    from robot_rl.rl.rollout import FunctionPolicy
 
     if cfg.teleop.device == "none" and device is None and not cfg.console.enabled:
         raise ConfigError("invalid value for 'teleop': recording needs an operator: teleop=keyboard, spacemouse, "

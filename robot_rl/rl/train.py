@@ -18,15 +18,15 @@ from tqdm import tqdm
 from robot_rl.config import data_paths
 from robot_rl.critics.training import relabeler_for, with_critic
 from robot_rl.data import EpisodeStore, StoreSpec
-from robot_rl.env.factory import make_env
 from robot_rl.env.robot_env import RobotEnv
+from robot_rl.intervention.factory import with_operator
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.agent import SACAgent
 from robot_rl.rl.learner import Learner
 from robot_rl.rl.pacing import TimingSummary
 from robot_rl.rl.run_log import WandbLog
-from robot_rl.rl.settings import AgentConfig, LearnerConfig
-from robot_rl.teleop.factory import with_operator
+from robot_rl.robots import make_env
+from robot_rl.schema.training import AgentConfig, LearnerConfig
 
 log = logging.getLogger("robot_rl.train")
 
@@ -81,7 +81,7 @@ def random_steps(cfg: DictConfig) -> int:
 def record_demos(cfg: DictConfig, path: Path, episodes: int) -> Path:
     """Make sure ``path`` holds ``episodes`` scripted-expert demos (simulated robot only),
     recording the ones missing."""
-    from robot_rl.rollout import FunctionPolicy
+    from robot_rl.rl.rollout import FunctionPolicy
     from robot_rl.sim.expert import ScriptedExpert
 
     env = with_critic(make_env(cfg), cfg)  # the demos' rewards are those learning will see

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from robot_rl import messages
 from robot_rl.drivers.base import Camera, moved_pose
-from robot_rl.ros import convert
-from robot_rl.ros.convert import MessageError, MessageTypes
+from robot_rl.messages import MessageError, MessageTypes
 from robot_rl.safety.arm import SafeArm
 from robot_rl.teleop.device import TeleopDevice
 
@@ -49,10 +49,10 @@ class CameraStream:
             return []
         self._last_stamp = frame.stamp
         stamp = frame.stamp if self.restamp is None else self.restamp()
-        out = [("image_raw", convert.image_to_msg(self.types, frame.image, stamp, self.frame_id, self.encoding)),
-               ("camera_info", convert.camera_info_to_msg(self.types, self.info, stamp))]
+        out = [("image_raw", messages.image_to_msg(self.types, frame.image, stamp, self.frame_id, self.encoding)),
+               ("camera_info", messages.camera_info_to_msg(self.types, self.info, stamp))]
         if self.compressed:
-            out.append(("image_raw/compressed", convert.compressed_image_to_msg(
+            out.append(("image_raw/compressed", messages.compressed_image_to_msg(
                 self.types, frame.image, stamp, self.frame_id, self.compressed)))
         return out
 
@@ -77,13 +77,13 @@ class ArmServer:
         self.refused = 0
 
     def on_target_pose(self, msg: Any) -> None:
-        pose = self._accept(msg, "target pose", convert.pose_from_msg)
+        pose = self._accept(msg, "target pose", messages.pose_from_msg)
         if pose is not None:
             self.arm.command(pose)
 
     def on_target_twist(self, msg: Any) -> None:
         """A twist (m/s, rad/s, base frame) becomes the pose it reaches in one ``twist_period``."""
-        twist = self._accept(msg, "twist", convert.twist_from_msg)
+        twist = self._accept(msg, "twist", messages.twist_from_msg)
         if twist is None:
             return
         dt = self.twist_period
@@ -123,9 +123,9 @@ class ArmServer:
                   "estop_by": None if self.arm.estop.record is None else self.arm.estop.record.source,
                   "refused_commands": self.refused, "interventions": dict(self.arm.counts)}
         return [
-            ("joint_states", convert.joint_state_to_msg(types, self.joint_names, state.q, state.dq, None, stamp)),
-            ("ee_pose", convert.pose_to_msg(types, state.ee_pose, stamp, self.base_frame)),
-            ("wrench", convert.wrench_to_msg(types, state.wrench, stamp, self.base_frame)),
+            ("joint_states", messages.joint_state_to_msg(types, self.joint_names, state.q, state.dq, None, stamp)),
+            ("ee_pose", messages.pose_to_msg(types, state.ee_pose, stamp, self.base_frame)),
+            ("wrench", messages.wrench_to_msg(types, state.wrench, stamp, self.base_frame)),
             ("safety_status", types.cls("std_msgs/msg/String")(data=json.dumps(status, sort_keys=True))),
             ("estop_state", types.cls("std_msgs/msg/Bool")(data=self.arm.estop.latched)),
         ]
@@ -141,7 +141,7 @@ class TeleopStream:
     def tick(self) -> Outgoing:
         sample = self.device.read()
         stamp = sample.stamp or self.clock()
-        out: Outgoing = [("twist", convert.twist_to_msg(self.types, sample.twist, stamp, self.frame_id))]
+        out: Outgoing = [("twist", messages.twist_to_msg(self.types, sample.twist, stamp, self.frame_id))]
         if sample.gripper is not None:
             out.append(("gripper", self.types.cls("std_msgs/msg/Float32")(data=float(sample.gripper))))
         out += [("events", self.types.cls("std_msgs/msg/String")(data=str(event))) for event in sorted(sample.events)]

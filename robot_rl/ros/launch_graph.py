@@ -16,7 +16,8 @@ from typing import Any
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch_ros.actions import Node
 
-from robot_rl.config import config_dir, load_config
+from robot_rl.config import config_dir
+from robot_rl.schema import load_config
 
 # name: (default, description); `ros2 launch robot_rl <file> --show-args` prints them
 ROBOT_ARGUMENTS = {

@@ -25,8 +25,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
+from robot_rl.messages import RclpyTypes
 from robot_rl.ros.bridges import ArmServer, CameraStream, Outgoing, TeleopStream
-from robot_rl.ros.convert import RclpyTypes
 
 # Commands and state: reliable, the newest few. E-stop: latched, so a late subscriber sees it.
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
@@ -86,8 +86,8 @@ class SimRobotNode(BridgeNode):
 
     def __init__(self) -> None:
         super().__init__("sim_robot", SIM_ROBOT_PARAMETERS)
-        from robot_rl.env.sim_backend import SimBackend
         from robot_rl.safety import load_limits
+        from robot_rl.sim.backend import SimBackend
         from robot_rl.sim.simulation import ARM_JOINTS
 
         size = (self.param("camera_height"), self.param("camera_width"))
@@ -231,7 +231,7 @@ class TeleopNode(BridgeNode):
         super().__init__("teleop", TELEOP_PARAMETERS)
         from omegaconf import OmegaConf
 
-        from robot_rl.teleop.factory import make_device
+        from robot_rl.intervention.factory import make_device
 
         device = self.param("device")
         if device not in ("keyboard", "spacemouse", "gamepad"):
@@ -263,8 +263,9 @@ class ActorNode(BridgeNode):
         super().__init__("actor", ACTOR_PARAMETERS)
         import threading
 
-        from robot_rl.config import ConfigError, load_config
+        from robot_rl.config import ConfigError
         from robot_rl.ros.topic_backend import ActorTopics
+        from robot_rl.schema import load_config
 
         if self.param("mode") not in ("train", "record"):
             raise ValueError(f"actor_node: mode must be train or record, got {self.param('mode')!r}")
@@ -293,7 +294,7 @@ class ActorNode(BridgeNode):
 
     def _guarded(self, topic: str, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """A malformed message is refused, counted and logged; it must not end the node's spinning."""
-        from robot_rl.ros.convert import MessageError
+        from robot_rl.messages import MessageError
 
         def guarded(msg: Any) -> None:
             try:
@@ -308,8 +309,8 @@ class ActorNode(BridgeNode):
         """The actor's loop, in the main thread while another spins the subscriptions."""
         from pathlib import Path
 
-        from robot_rl.env.factory import make_env
         from robot_rl.rl.processes import record_teleop, run_actor
+        from robot_rl.robots import make_env
 
         run_dir = Path(self.param("run_dir"))
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from robot_rl import messages
 from robot_rl.drivers.base import Arm, ArmState, Camera, CameraInfo, DriverError, Frame, UnsupportedCommand
 from robot_rl.env.backend import RobotBackend
-from robot_rl.ros import convert
-from robot_rl.ros.convert import MessageTypes
+from robot_rl.messages import MessageTypes
 from robot_rl.safety import SafeArm, SafetyLimits, load_limits
 from robot_rl.teleop.device import TeleopDevice, TeleopEvent, TeleopSample
 
@@ -59,11 +59,11 @@ class TopicCamera(Camera):
 
     def read(self) -> Frame:
         msg = _wait_for(self._image, self.wait, self.clock, f"camera {self.name!r}: no image on {self.name}/image_raw")
-        return Frame(convert.image_from_msg(msg), convert.stamp_from_msg(msg.header.stamp))
+        return Frame(messages.image_from_msg(msg), messages.stamp_from_msg(msg.header.stamp))
 
     def info(self) -> CameraInfo:
         msg = _wait_for(self._info, self.wait, self.clock, f"camera {self.name!r}: no {self.name}/camera_info")
-        return convert.camera_info_from_msg(msg)
+        return messages.camera_info_from_msg(msg)
 
 
 class TopicArm(Arm):
@@ -100,16 +100,16 @@ class TopicArm(Arm):
 
     def state(self) -> ArmState:
         pose_msg = _wait_for(self._pose, self.wait, self.clock, "arm: no end-effector pose on ee_pose")
-        joints = convert.joint_state_from_msg(
+        joints = messages.joint_state_from_msg(
             _wait_for(self._joints, self.wait, self.clock, "arm: no joint_states"), self.joint_names)
         wrench_msg = self._wrench.get()
-        wrench = np.zeros(6) if wrench_msg is None else convert.wrench_from_msg(wrench_msg)
+        wrench = np.zeros(6) if wrench_msg is None else messages.wrench_from_msg(wrench_msg)
         dq = np.nan_to_num(joints.velocity)  # an arm that does not report velocities: 0
-        return ArmState(joints.position, dq, convert.pose_from_msg(pose_msg), wrench,
-                        convert.stamp_from_msg(pose_msg.header.stamp))
+        return ArmState(joints.position, dq, messages.pose_from_msg(pose_msg), wrench,
+                        messages.stamp_from_msg(pose_msg.header.stamp))
 
     def command(self, target: np.ndarray) -> None:
-        self.send(convert.pose_to_msg(self.types, np.asarray(target, dtype=float), self.stamp(), self.base_frame))
+        self.send(messages.pose_to_msg(self.types, np.asarray(target, dtype=float), self.stamp(), self.base_frame))
 
     def command_joints(self, q: np.ndarray) -> None:
         raise UnsupportedCommand(f"{self.label} takes end-effector targets only: arm_node has no joint command topic")
@@ -179,7 +179,7 @@ class TopicTeleop(TeleopDevice):
         self._events: set[TeleopEvent] = set()
 
     def on_twist(self, msg: Any) -> None:
-        twist = convert.twist_from_msg(msg)
+        twist = messages.twist_from_msg(msg)
         with self._lock:
             self._twist, self._twist_at = twist, self.clock()
 
@@ -191,7 +191,7 @@ class TopicTeleop(TeleopDevice):
         try:
             event = TeleopEvent(msg.data)
         except ValueError:
-            raise convert.MessageError(f"teleop/events: unknown event {msg.data!r}; expected one of "
+            raise messages.MessageError(f"teleop/events: unknown event {msg.data!r}; expected one of "
                                        f"{[e.value for e in TeleopEvent]}") from None
         with self._lock:
             self._events.add(event)

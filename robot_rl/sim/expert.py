@@ -19,7 +19,7 @@ OPEN, CLOSE = -1.0, 1.0
 
 class ScriptedExpert:
     def __init__(self, env: RobotEnv, noise: float = 0.0, seed: int | None = None):
-        from robot_rl.env.sim_backend import SimBackend
+        from robot_rl.sim.backend import SimBackend
 
         base = env.unwrapped
         if not isinstance(base, RobotEnv) or not isinstance(base.backend, SimBackend):

@@ -20,8 +20,8 @@ import numpy as np
 
 from robot_rl.data.spec import LABEL_FAILURE, LABEL_NONE, LABEL_SUCCESS
 from robot_rl.env.task import TaskStatus
+from robot_rl.intervention.mapping import TeleopMapper
 from robot_rl.teleop.device import TeleopDevice, TeleopEvent
-from robot_rl.teleop.mapping import TeleopMapper
 
 log = logging.getLogger("robot_rl.intervention")
 

@@ -8,11 +8,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from robot_rl.config import DEVICES, ConfigError
-from robot_rl.env.intervention import InterventionConfig, InterventionWrapper
+from robot_rl.config import ConfigError
 from robot_rl.env.robot_env import RobotEnv
+from robot_rl.intervention.mapping import TeleopMapper, TwistMapping
+from robot_rl.intervention.wrapper import InterventionConfig, InterventionWrapper
+from robot_rl.schema.robot import DEVICES
 from robot_rl.teleop.device import DeviceGroup, TeleopDevice
-from robot_rl.teleop.mapping import TeleopMapper, TwistMapping
 
 CONSOLE_TOKEN_ENV = "ROBOT_RL_CONSOLE_TOKEN"  # the console's key when console.token is not set
 
@@ -34,8 +35,8 @@ def make_device(cfg: DictConfig, env: RobotEnv) -> TeleopDevice | None:
 
         return Gamepad(GamepadConfig(deadzone=t.deadzone))
     if t.device == "sim_expert":
-        from robot_rl.env.sim_backend import SimBackend
-        from robot_rl.teleop.sim_operator import SimOperator, SimOperatorConfig
+        from robot_rl.sim.backend import SimBackend
+        from robot_rl.sim.operator import SimOperator, SimOperatorConfig
 
         if not isinstance(env.unwrapped.backend, SimBackend):
             raise ConfigError("invalid value for 'teleop.device': sim_expert needs the simulated robot (robot=sim)")

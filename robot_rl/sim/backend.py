@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from robot_rl.drivers.sim import SimArm, SimCamera, SimGripper
 from robot_rl.env.backend import RobotBackend
 from robot_rl.safety import EStop, SafeArm, SafetyLimits, load_limits
+from robot_rl.sim.drivers import SimArm, SimCamera, SimGripper
 from robot_rl.sim.simulation import ARM_JOINTS, ArmSimulation, Pose
 
 
