@@ -44,14 +44,24 @@ def config_dir() -> Path:
     raise ConfigError(f"cannot find the robot_rl config tree (config.yaml); looked in {searched}")
 
 
-def compose(name: str, overrides: list[str] | tuple[str, ...], schema: type) -> DictConfig:
+def compose(name: str, overrides: list[str] | tuple[str, ...], schema: type,
+            renamed: dict[str, str] | None = None) -> DictConfig:
     """``<name>.yaml`` composed with ``overrides`` and merged into the dataclass ``schema``;
-    raises :class:`ConfigError` naming the key."""
+    raises :class:`ConfigError` naming the key. ``renamed``: old section → new, refused with
+    the new name (in an override or in a config file)."""
+    renamed = renamed or {}
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.split(".", 1)[0] in renamed:
+            raise ConfigError(_renamed_message(key, renamed))
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             raw = hydra_compose(config_name=name, overrides=list(overrides))
     except HydraException as e:
         raise ConfigError(_hydra_message(e)) from None
+    for key in raw:
+        if key in renamed:
+            raise ConfigError(_renamed_message(str(key), renamed) + " in a config file")
     try:
         return OmegaConf.merge(OmegaConf.structured(schema), raw)
     except OmegaConfBaseException as e:
@@ -77,6 +87,12 @@ def data_paths(cfg: DictConfig) -> list[Path]:
 
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def _renamed_message(key: str, renamed: dict[str, str]) -> str:
+    section, _, rest = key.partition(".")
+    new = renamed[section] + (f".{rest}" if rest else "")
+    return f"config key '{key}' was renamed to '{new}'; write {new}=..."
 
 
 def _hydra_message(e: HydraException) -> str:
