@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from robot_rl.config import ConfigError, load_config
-from robot_rl.data.episode_store import StoreFormatError
+from robot_rl.data.store_format import StoreFormatError
 from robot_rl.rl.checkpoints import CheckpointError, checkpoint_file, load_agent_state, load_checkpoint
 from robot_rl.rl.supervisor import RunFailed
 from robot_rl.secrets import redacted_yaml
