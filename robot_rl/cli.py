@@ -6,6 +6,7 @@ import argparse
 import os
 import socket
 import sys
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -53,6 +54,24 @@ def cmd_rollout(overrides: list[str]) -> int:
     return 0
 
 
+def split_options(items: list[str], known: Collection[str], prefixes: tuple[str, ...] = (),
+                  ) -> tuple[dict[str, str], list[str]]:
+    """Split ``key=value`` items into a command's own options (a key in ``known`` or starting with one of
+    ``prefixes``; the last of a key wins) and the other items, as given (config overrides, or options the
+    command does not know). Items without ``=`` are dropped."""
+    opts: dict[str, str] = {}
+    rest: list[str] = []
+    for item in items:
+        if "=" not in item:
+            continue
+        key, value = item.split("=", 1)
+        if key in known or key.startswith(prefixes):
+            opts[key] = value
+        else:
+            rest.append(item)
+    return opts, rest
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     """Inspect an EpisodeStore (info, check, video), or move episodes from and to ROS 2 bags and LeRobotDatasets."""
     from robot_rl.data import EpisodeStore
@@ -83,8 +102,7 @@ def cmd_data(args: argparse.Namespace) -> int:
             print(f"{args.path}: {len(store.episodes())} episodes, "
                   + ("no damage found" if not problems else f"{len(problems)} problem(s)"))
             return 1 if problems else 0
-        opts = dict(item.split("=", 1) for item in args.options)
-        unknown = sorted(set(opts) - {"episode", "out", "fps"})
+        opts, unknown = split_options(args.options, ("episode", "out", "fps"))
         if unknown or "episode" not in opts:
             print("robot-rl: usage: robot-rl data video PATH episode=N [out=episode.mp4] [fps=10]", file=sys.stderr)
             return 2
@@ -109,9 +127,8 @@ def _import_bag(bag: str, options: list[str]) -> int:
     from robot_rl.env.factory import image_transforms, spaces_from_config
     from robot_rl.env.robot_env import ActionSpec
 
-    pairs = [item.split("=", 1) for item in options if "=" in item]
-    opts = {k: v for k, v in pairs if k in BAG_OPTIONS or k.startswith("image.")}
-    cfg = load_config([f"{k}={v}" for k, v in pairs if k not in opts])
+    opts, overrides = split_options(options, BAG_OPTIONS, prefixes=("image.",))
+    cfg = load_config(overrides)
     if "out" not in opts:
         print("robot-rl: usage: robot-rl data import-bag BAG out=STORE [rate=HZ] [image.<camera>=TOPIC ...] "
               "[robot=... cameras=... task=...]", file=sys.stderr)
@@ -142,9 +159,8 @@ def _export_bag(path: str, options: list[str]) -> int:
     from robot_rl.data.bags import BagError, BagTopics, export_bag
     from robot_rl.env.robot_env import ActionSpec
 
-    pairs = [item.split("=", 1) for item in options if "=" in item]
-    opts = {k: v for k, v in pairs if k in ("episode", "out", "storage", "rate")}
-    cfg = load_config([f"{k}={v}" for k, v in pairs if k not in opts])
+    opts, overrides = split_options(options, ("episode", "out", "storage", "rate"))
+    cfg = load_config(overrides)
     if "out" not in opts or "episode" not in opts:
         print("robot-rl: usage: robot-rl data export-bag STORE episode=N out=BAG [storage=mcap|sqlite3] [rate=HZ] "
               "[robot=... cameras=... task=...]", file=sys.stderr)
@@ -169,9 +185,8 @@ def _import_lerobot(root: str, options: list[str]) -> int:
     from robot_rl.data.lerobot import LeRobotError, check_lerobot, import_lerobot
     from robot_rl.env.factory import image_transforms, spaces_from_config
 
-    pairs = [item.split("=", 1) for item in options if "=" in item]
-    opts = {k: v for k, v in pairs if k in ("out", "source")}
-    cfg = load_config([f"{k}={v}" for k, v in pairs if k not in opts])
+    opts, overrides = split_options(options, ("out", "source"))
+    cfg = load_config(overrides)
     if "out" not in opts:
         print("robot-rl: usage: robot-rl data import-lerobot DATASET out=STORE [source=demo] "
               "[robot=... cameras=... task=...]", file=sys.stderr)
@@ -193,8 +208,7 @@ def _export_lerobot(path: str, options: list[str]) -> int:
     from robot_rl.data import EpisodeStore
     from robot_rl.data.lerobot import LeRobotError, export_lerobot
 
-    opts = dict(item.split("=", 1) for item in options if "=" in item)
-    unknown = sorted(set(opts) - {"out", "fps", "task", "robot_type"})
+    opts, unknown = split_options(options, ("out", "fps", "task", "robot_type"))
     if unknown or "out" not in opts:
         print("robot-rl: usage: robot-rl data export-lerobot STORE out=DATASET [fps=10] [task=TEXT] "
               "[robot_type=NAME]", file=sys.stderr)
