@@ -10,13 +10,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from robot_rl.data.episode_store import (
-    CorruptStoreError,
-    EpisodeStore,
-    StoreFormatError,
-    StoreLockedError,
-)
+from robot_rl.data.episode_store import EpisodeStore
 from robot_rl.data.spec import KeySpec, StoreSpec, default_step_keys
+from robot_rl.data.store_format import CorruptStoreError, StoreFormatError, StoreLockedError
 
 
 def small_spec(extra=("progress",)) -> StoreSpec:

@@ -19,8 +19,9 @@ from robot_rl.safety import (
     default_chain,
     load_limits,
 )
-from robot_rl.safety.filters import ContactBackoff, Workspace, chart
+from robot_rl.safety.command_filters import ContactBackoff
 from robot_rl.safety.limits import limits_path
+from robot_rl.safety.pose_filters import Workspace, chart
 from robot_rl.safety.rotations import quat_angle, quat_to_rpy, rpy_to_quat
 from robot_rl.sim.simulation import ARM_JOINTS
 

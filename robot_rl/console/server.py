@@ -190,76 +190,89 @@ class Console(TeleopDevice):
         return (parsed.port or 80) == self.port
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        console = self
+        """The request handler class of this console (the server makes one handler per request)."""
+        return type("Handler", (_ConsoleHandler,), {"console": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep the actor's terminal quiet
-                pass
 
-            def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Cache-Control", "no-store")
-                self.send_header("Referrer-Policy", "no-referrer")  # the key never leaves in a Referer
-                self.send_header("X-Frame-Options", "DENY")  # no other page frames the buttons
-                self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
-                self.send_header("X-Content-Type-Options", "nosniff")
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+class _ConsoleHandler(BaseHTTPRequestHandler):
+    """The console's pages and buttons; :meth:`Console._handler` binds it to its console."""
 
-            def _refuse(self, why: bytes) -> None:
-                self._send(HTTPStatus.FORBIDDEN, why, "text/plain; charset=utf-8")
+    console: Console
 
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                path = url.path
-                if path == "/" and "key" in parse_qs(url.query):
-                    if not console._key_matches(parse_qs(url.query)["key"][0]):
-                        self._refuse(b"robot_rl console: wrong key")
-                        return
-                    cookie = f"{console.cookie_name}={console._session}; Path=/; HttpOnly; SameSite=Strict"
-                    self._send(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": "/", "Set-Cookie": cookie})
-                    return
-                if not console._has_session(self.headers):
-                    self._refuse(REFUSED_LOGIN)
-                    return
-                if path == "/":
-                    self._send(HTTPStatus.OK, console._page.encode(), "text/html; charset=utf-8")
-                elif path == "/state":
-                    with console._lock:
-                        body = json.dumps({**console.state.to_json(), "cameras": sorted(console._frames)})
-                    self._send(HTTPStatus.OK, body.encode(), "application/json")
-                elif path.startswith("/frame/"):
-                    with console._lock:
-                        frame = console._frames.get(path[len("/frame/"):])
-                    if frame is None:
-                        self._send(HTTPStatus.NOT_FOUND, b"no such camera", "text/plain")
-                    else:
-                        self._send(HTTPStatus.OK, frame, "image/jpeg")
-                else:
-                    self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+    def log_message(self, *args: Any) -> None:  # keep the actor's terminal quiet
+        pass
 
-            def do_POST(self) -> None:
-                if not console._has_session(self.headers):
-                    self._refuse(REFUSED_LOGIN)
-                    return
-                if not console._same_origin(self.headers):
-                    self._refuse(b"robot_rl console: cross-origin (or Origin-less) request refused")
-                    return
-                name = urlparse(self.path).path.removeprefix("/event/")
-                try:
-                    event = TeleopEvent(name)
-                except ValueError:
-                    self._send(HTTPStatus.BAD_REQUEST, f"unknown event {name!r}".encode(), "text/plain")
-                    return
-                with console._lock:
-                    console._events.add(event)
-                self._send(HTTPStatus.OK, b"{}", "application/json")
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Referrer-Policy", "no-referrer")  # the key never leaves in a Referer
+        self.send_header("X-Frame-Options", "DENY")  # no other page frames the buttons
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
-        return Handler
+    def _refuse(self, why: bytes) -> None:
+        self._send(HTTPStatus.FORBIDDEN, why, "text/plain; charset=utf-8")
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        if url.path == "/" and "key" in parse_qs(url.query):
+            self._log_in(parse_qs(url.query)["key"][0])
+        elif not self.console._has_session(self.headers):
+            self._refuse(REFUSED_LOGIN)
+        else:
+            self._get(url.path)
+
+    def _log_in(self, key: str) -> None:
+        """The operator's first visit, with the key: set the session cookie, redirect to the clean URL."""
+        console = self.console
+        if not console._key_matches(key):
+            self._refuse(b"robot_rl console: wrong key")
+            return
+        cookie = f"{console.cookie_name}={console._session}; Path=/; HttpOnly; SameSite=Strict"
+        self._send(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": "/", "Set-Cookie": cookie})
+
+    def _get(self, path: str) -> None:
+        """The page, the state as JSON, or a camera's latest JPEG, for a request with a session."""
+        console = self.console
+        if path == "/":
+            self._send(HTTPStatus.OK, console._page.encode(), "text/html; charset=utf-8")
+        elif path == "/state":
+            with console._lock:
+                body = json.dumps({**console.state.to_json(), "cameras": sorted(console._frames)})
+            self._send(HTTPStatus.OK, body.encode(), "application/json")
+        elif path.startswith("/frame/"):
+            with console._lock:
+                frame = console._frames.get(path[len("/frame/"):])
+            if frame is None:
+                self._send(HTTPStatus.NOT_FOUND, b"no such camera", "text/plain")
+            else:
+                self._send(HTTPStatus.OK, frame, "image/jpeg")
+        else:
+            self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+
+    def do_POST(self) -> None:
+        console = self.console
+        if not console._has_session(self.headers):
+            self._refuse(REFUSED_LOGIN)
+            return
+        if not console._same_origin(self.headers):
+            self._refuse(b"robot_rl console: cross-origin (or Origin-less) request refused")
+            return
+        name = urlparse(self.path).path.removeprefix("/event/")
+        try:
+            event = TeleopEvent(name)
+        except ValueError:
+            self._send(HTTPStatus.BAD_REQUEST, f"unknown event {name!r}".encode(), "text/plain")
+            return
+        with console._lock:
+            console._events.add(event)
+        self._send(HTTPStatus.OK, b"{}", "application/json")
 
 
 class _IPv6Server(ThreadingHTTPServer):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from robot_rl.config import ConfigError, data_paths
-from robot_rl.critics.base import Frames
+from robot_rl.critics.base import Critic, CriticOutput, Frames
 from robot_rl.critics.composer import RewardComposer
 from robot_rl.critics.factory import make_critic
 from robot_rl.critics.learned import FitConfig, LearnedProgress, SuccessClassifier
@@ -90,58 +90,83 @@ def evaluate_critic(cfg: DictConfig, png: Path | None = None) -> tuple[list[list
         raise ConfigError("invalid value for 'critic.name': name the critic to judge (learned_progress, classifier, "
                           "embedding, vlm_progress)")
     critic = make_critic(cfg)
-    task = cfg.task.name
     composer = RewardComposer(reward_config(cfg))
-    vocs: dict[str, list[float]] = {"success": [], "failure": [], "reversed": []}
-    taus: list[float] = []
-    probs, labels, valid, latency, curves = [], [], [], [], []
-    premature = 0
+    judged = _Judged()
     for episode in recorded_episodes(cfg):
-        n = len(episode.labels)
-        start = time.perf_counter()
-        out = critic.score(episode.frames, task)
-        latency.append((time.perf_counter() - start) * 1000 / n)
-        vocs["success" if episode.success else "failure"].append(voc(out.progress[out.valid]))
-        if episode.success:
-            taus.append(kendall_tau(out.progress[out.valid]))
-            backwards = critic.score({k: v[::-1] for k, v in episode.frames.items()}, task)
-            vocs["reversed"].append(voc(backwards.progress[backwards.valid]))
-        probs.append(out.success_prob)
-        labels.append(episode.labels)
-        valid.append(out.valid)
-        curves.append((out.progress, episode.success))
-        # would the composed reward have ended the episode before the task was done?
-        composer.reset(float(out.progress[0]), bool(out.valid[0]))
-        first_done = int(np.argmax(episode.labels)) if episode.labels.any() else n
-        for t in range(1, n):
-            _, ended = composer.step(float(out.progress[t]), float(out.success_prob[t]), bool(out.valid[t]))
-            if ended:
-                premature += t < first_done
-                break
-    if not curves:
+        _judge_episode(critic, composer, episode, cfg.task.name, judged)
+    if not judged.curves:
         raise ConfigError(f"invalid value for 'data': {cfg.data} holds no complete episode")
-    scores = success_scores(np.concatenate(probs), np.concatenate(labels), cfg.critic.threshold)
-
-    def mean(values: list[float]) -> float | None:
-        finite = [v for v in values if not np.isnan(v)]
-        return round(float(np.mean(finite)), 3) if finite else None
-
-    summary = {
-        "critic": cfg.critic.name, "task": task, "episodes": len(curves),
-        "successes": len(vocs["success"]), "failures": len(vocs["failure"]),
-        "voc_success": mean(vocs["success"]), "voc_failure": mean(vocs["failure"]),
-        "voc_reversed": mean(vocs["reversed"]), "kendall_success": mean(taus),
-        "precision": round(scores.precision, 3), "recall": round(scores.recall, 3), "f1": round(scores.f1, 3),
-        "auroc": round(scores.auroc, 3), "premature_termination_rate": round(premature / len(curves), 3),
-        "latency_ms_per_frame_p50": round(float(np.percentile(latency, 50)), 3),
-        "latency_ms_per_frame_p95": round(float(np.percentile(latency, 95)), 3),
-        "invalid_frame_rate": round(1 - float(np.mean(np.concatenate(valid))), 3),  # a VLM's unparsable answers
-    }
+    summary = _summary(cfg, judged)
     rows = [[key, value] for key, value in summary.items() if key not in ("critic", "task")]
     if png is not None:
-        draw_curves(curves, png)
+        draw_curves(judged.curves, png)
         summary["png"] = str(png)
     return rows, summary
+
+
+@dataclass
+class _Judged:
+    """What :func:`evaluate_critic` gathers, episode by episode."""
+
+    vocs: dict[str, list[float]] = field(default_factory=lambda: {"success": [], "failure": [], "reversed": []})
+    taus: list[float] = field(default_factory=list)
+    probs: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    valid: list[np.ndarray] = field(default_factory=list)
+    latency: list[float] = field(default_factory=list)
+    curves: list[tuple[np.ndarray, bool]] = field(default_factory=list)
+    premature: int = 0
+
+
+def _judge_episode(critic: Critic, composer: RewardComposer, episode: Recorded, task: str, judged: _Judged) -> None:
+    """Score one episode (and a successful one reversed) and add what the figures need to ``judged``."""
+    n = len(episode.labels)
+    start = time.perf_counter()
+    out = critic.score(episode.frames, task)
+    judged.latency.append((time.perf_counter() - start) * 1000 / n)
+    judged.vocs["success" if episode.success else "failure"].append(voc(out.progress[out.valid]))
+    if episode.success:
+        judged.taus.append(kendall_tau(out.progress[out.valid]))
+        backwards = critic.score({k: v[::-1] for k, v in episode.frames.items()}, task)
+        judged.vocs["reversed"].append(voc(backwards.progress[backwards.valid]))
+    judged.probs.append(out.success_prob)
+    judged.labels.append(episode.labels)
+    judged.valid.append(out.valid)
+    judged.curves.append((out.progress, episode.success))
+    judged.premature += _ends_early(composer, out, episode.labels)
+
+
+def _ends_early(composer: RewardComposer, out: CriticOutput, labels: np.ndarray) -> bool:
+    """Would the composed reward have ended the episode before the task was done?"""
+    n = len(labels)
+    composer.reset(float(out.progress[0]), bool(out.valid[0]))
+    first_done = int(np.argmax(labels)) if labels.any() else n
+    for t in range(1, n):
+        _, ended = composer.step(float(out.progress[t]), float(out.success_prob[t]), bool(out.valid[t]))
+        if ended:
+            return t < first_done
+    return False
+
+
+def _mean(values: list[float]) -> float | None:
+    finite = [v for v in values if not np.isnan(v)]
+    return round(float(np.mean(finite)), 3) if finite else None
+
+
+def _summary(cfg: DictConfig, judged: _Judged) -> dict[str, Any]:
+    scores = success_scores(np.concatenate(judged.probs), np.concatenate(judged.labels), cfg.critic.threshold)
+    vocs, episodes = judged.vocs, len(judged.curves)
+    return {
+        "critic": cfg.critic.name, "task": cfg.task.name, "episodes": episodes,
+        "successes": len(vocs["success"]), "failures": len(vocs["failure"]),
+        "voc_success": _mean(vocs["success"]), "voc_failure": _mean(vocs["failure"]),
+        "voc_reversed": _mean(vocs["reversed"]), "kendall_success": _mean(judged.taus),
+        "precision": round(scores.precision, 3), "recall": round(scores.recall, 3), "f1": round(scores.f1, 3),
+        "auroc": round(scores.auroc, 3), "premature_termination_rate": round(judged.premature / episodes, 3),
+        "latency_ms_per_frame_p50": round(float(np.percentile(judged.latency, 50)), 3),
+        "latency_ms_per_frame_p95": round(float(np.percentile(judged.latency, 95)), 3),
+        "invalid_frame_rate": round(1 - float(np.mean(np.concatenate(judged.valid))), 3),  # a VLM's unparsable answers
+    }
 
 
 def draw_curves(curves: list[tuple[np.ndarray, bool]], path: Path, size: tuple[int, int] = (360, 640)) -> Path:

@@ -25,126 +25,34 @@ Durability (a ``kill -9`` at any moment loses at most the step in flight):
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import os
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, Crc32cCodec
 from zarr.storage import LocalStore
 
-from robot_rl.data.journal import EpisodeJournal, read_journal
 from robot_rl.data.spec import StoreSpec
-
-FORMAT_NAME = "robot_rl.episode_store"
-FORMAT_VERSION = 1
-SOURCES = ("demo", "online", "eval")
-
-_FORMAT_ATTR = "robot_rl_episode_store"
-_JOURNAL = "live_episode.journal"
-_LOCK = "writer.lock"
-_LOWDIM_CHUNK = 4096
-_GROW_MIN = 1024
-_RESERVED_ATTRS = frozenset(
-    {"index", "obs_start", "step_start", "length", "source", "task", "success", "labels", "config_hash", "complete"}
+from robot_rl.data.store_format import (
+    FORMAT_ATTR,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    LOWDIM_CHUNK,
+    CorruptStoreError,
+    EpisodeInfo,
+    StoreFormatError,
+    acquire_writer_lock,
+    default_image_compressors,
+    lowdim_compressors,
+    read_format,
+    writer_alive,
 )
+from robot_rl.data.store_writer import LiveEpisode, Orphan, StoreWriter
 
 
-class StoreFormatError(ValueError):
-    """The path is not an EpisodeStore, or one of a format version this code cannot read."""
-
-
-class CorruptStoreError(RuntimeError):
-    """Stored data fails to decode or is missing; the message names the episode and key."""
-
-
-class StoreLockedError(RuntimeError):
-    """Another process holds the store open for writing."""
-
-
-@dataclass(frozen=True)
-class EpisodeInfo:
-    """One entry of the episode index: where the episode lies and what is known about it."""
-
-    index: int
-    obs_start: int
-    step_start: int
-    length: int
-    source: str = "online"
-    task: str = ""
-    success: bool | None = None
-    labels: tuple[str, ...] = ()
-    config_hash: str = ""
-    complete: bool = True
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def obs_stop(self) -> int:
-        return self.obs_start + self.length + 1
-
-    @property
-    def step_stop(self) -> int:
-        return self.step_start + self.length
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["labels"] = list(self.labels)
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> EpisodeInfo:
-        return cls(**{**data, "labels": tuple(data.get("labels", ()))})
-
-
-@dataclass
-class _LiveEpisode:
-    """The writer's running episode: its place, its begin attributes, and its low-dim data so far."""
-
-    obs_start: int
-    step_start: int
-    attrs: dict[str, Any]
-    journal: EpisodeJournal
-    lowdim_obs: dict[str, list[np.ndarray]]
-    steps: dict[str, list[np.ndarray]]
-
-    @property
-    def length(self) -> int:
-        return len(next(iter(self.steps.values())))
-
-
-@dataclass
-class _Orphan:
-    """A dead writer's unfinished episode, as a reader sees it before anyone recovers it."""
-
-    info: EpisodeInfo
-    lowdim: dict[str, np.ndarray]
-
-
-def default_image_compressors() -> list[Any]:
-    """zstd level 1 in Blosc: lossless, ~1000 frames/s per core through zarr, half lz4's size on
-    rendered scenes; the CRC turns a flipped bit into an error instead of a wrong pixel."""
-    return [BloscCodec(cname="zstd", clevel=1, shuffle="noshuffle", typesize=1), Crc32cCodec()]
-
-
-def _lowdim_compressors(itemsize: int) -> list[Any]:
-    return [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=itemsize), Crc32cCodec()]
-
-
-def _check_json(what: str, value: Any) -> None:
-    try:
-        json.dumps(value, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from exc
-
-
-class EpisodeStore:
+class EpisodeStore(StoreWriter):
     """Episodes on disk, appended one step at a time by one writer and read by any number of readers.
 
     Use :meth:`create` or :meth:`open`; see the module docstring for the durability design.
@@ -157,8 +65,8 @@ class EpisodeStore:
         self.mode = mode
         self._root = root
         self._lock_fd = lock_fd
-        self._live: _LiveEpisode | None = None
-        self._orphan: _Orphan | None = None
+        self._live: LiveEpisode | None = None
+        self._orphan: Orphan | None = None
         self._arrays: dict[tuple[str, str], zarr.Array] = {}
         self._capacity: dict[tuple[str, str], int] = {}
         self._episodes: list[EpisodeInfo] = []
@@ -182,11 +90,11 @@ class EpisodeStore:
                 if ks.is_image:
                     chunks, compressors = (1, *ks.shape), image_compressors or default_image_compressors()
                 else:
-                    chunks, compressors = (_LOWDIM_CHUNK, *ks.shape), _lowdim_compressors(itemsize)
+                    chunks, compressors = (LOWDIM_CHUNK, *ks.shape), lowdim_compressors(itemsize)
                 sub.create_array(key, shape=(0, *ks.shape), chunks=chunks, dtype=ks.dtype, compressors=compressors,
                                  fill_value=0, config={"write_empty_chunks": True})
         # Written last: a store killed while being created is "not a store", never a half-valid one.
-        root.update_attributes({_FORMAT_ATTR: {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+        root.update_attributes({FORMAT_ATTR: {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                                                "spec": spec.to_json()}, "episodes": []})
         return cls.open(path, mode="a")
 
@@ -201,13 +109,13 @@ class EpisodeStore:
         path = Path(path)
         if not (path / "zarr.json").is_file():
             raise StoreFormatError(f"{path} is not an EpisodeStore (no zarr.json)")
-        lock_fd = _acquire_writer_lock(path, lock_timeout_s) if mode == "a" else None
+        lock_fd = acquire_writer_lock(path, lock_timeout_s) if mode == "a" else None
         try:
             try:
                 root = zarr.open_group(LocalStore(path, read_only=mode == "r"), mode="r" if mode == "r" else "r+")
             except Exception as exc:
                 raise StoreFormatError(f"{path} is not an EpisodeStore: {exc}") from exc
-            spec = _read_format(path, root.attrs.asdict())
+            spec = read_format(path, root.attrs.asdict())
             store = cls(path, root, spec, mode, lock_fd)
             if mode == "a":
                 store._recover()
@@ -255,7 +163,7 @@ class EpisodeStore:
 
     def _load_state(self) -> None:
         attrs = self._root.attrs.asdict()
-        _read_format(self.path, attrs)
+        read_format(self.path, attrs)
         self._episodes = [EpisodeInfo.from_json(e) for e in attrs.get("episodes", [])]
         for group, keys in (("obs", self.spec.obs), ("steps", self.spec.steps)):
             for key in keys:
@@ -268,7 +176,7 @@ class EpisodeStore:
                 self._arrays[group, key] = arr
                 self._capacity[group, key] = arr.shape[0]
         self._orphan = None
-        if self.mode == "r" and not _writer_alive(self.path):
+        if self.mode == "r" and not writer_alive(self.path):
             self._orphan = self._read_orphan()
 
     # ------------------------------------------------------------------ reading
@@ -374,214 +282,3 @@ class EpisodeStore:
                 if len(data[key]) != info.length:
                     problems.append(f"episode {info.index}, key steps/{key}: {len(data[key])} rows, want {info.length}")
         return problems
-
-    # ------------------------------------------------------------------ writing
-
-    def begin_episode(self, first_obs: Mapping[str, Any], *, source: str = "online", task: str = "",
-                      config_hash: str = "", **attrs: Any) -> None:
-        """Start an episode at its first observation; ``attrs`` is any JSON (kept in the index)."""
-        self._require_writer()
-        if self._live is not None:
-            raise RuntimeError("an episode is already running; call end_episode first")
-        if source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-        clash = sorted(_RESERVED_ATTRS & set(attrs))
-        if clash:
-            raise ValueError(f"attribute(s) {clash} are index fields; pass them by their keyword")
-        _check_json("episode attributes", attrs)
-        obs = self.spec.validate_obs(first_obs)
-        obs_start, step_start = self._committed_end()
-        self._write_images(obs_start, obs)
-        header = {"obs_start": obs_start, "step_start": step_start,
-                  "attrs": {"source": source, "task": task, "config_hash": config_hash, "attrs": attrs,
-                            "begin_time": time.time()}}
-        journal = EpisodeJournal(self.path / _JOURNAL, self.spec, header, obs)
-        self._live = _LiveEpisode(obs_start, step_start, header["attrs"], journal,
-                                  {k: [obs[k]] for k in self.spec.lowdim_obs_keys},
-                                  {k: [] for k in self.spec.steps})
-
-    def append_step(self, *, obs: Mapping[str, Any], **fields: Any) -> int:
-        """Record one step and the observation it led to; once this returns the step survives a kill.
-
-        Returns the number of steps the running episode now has.
-        """
-        self._require_writer()
-        live = self._live
-        if live is None:
-            raise RuntimeError("no running episode; call begin_episode first")
-        step = self.spec.validate_step(fields)
-        next_obs = self.spec.validate_obs(obs)
-        n = live.length
-        self._write_images(live.obs_start + n + 1, next_obs)
-        live.journal.append(step, next_obs)
-        for key in self.spec.lowdim_obs_keys:
-            live.lowdim_obs[key].append(next_obs[key])
-        for key, value in step.items():
-            live.steps[key].append(value)
-        return n + 1
-
-    def end_episode(self, *, success: bool | None = None, labels: Iterable[str] = (), **attrs: Any) -> EpisodeInfo:
-        """Commit the running episode to the index and return its entry."""
-        self._require_writer()
-        if self._live is None:
-            raise RuntimeError("no running episode to end")
-        clash = sorted(_RESERVED_ATTRS & set(attrs))
-        if clash:
-            raise ValueError(f"attribute(s) {clash} are index fields; pass them by their keyword")
-        labels = tuple(labels)
-        if not all(isinstance(x, str) for x in labels):
-            raise ValueError(f"labels must be strings, got {labels!r}")
-        _check_json("episode attributes", attrs)
-        return self._commit_live(complete=True, end_attrs=attrs, success=success, labels=labels)
-
-    def _commit_live(self, *, complete: bool, end_attrs: Mapping[str, Any], success: bool | None = None,
-                     labels: tuple[str, ...] = ()) -> EpisodeInfo:
-        live = self._live
-        assert live is not None
-        lowdim = {f"obs/{k}": np.stack(v) for k, v in live.lowdim_obs.items()}
-        for key, spec in self.spec.steps.items():
-            values = live.steps[key]
-            lowdim[f"steps/{key}"] = np.stack(values) if values else np.zeros((0, *spec.shape), spec.dtype)
-        info = self._publish(live.obs_start, live.step_start, live.length, live.attrs, lowdim,
-                             complete=complete, success=success, labels=labels, end_attrs=end_attrs)
-        live.journal.close()
-        self._live = None
-        return info
-
-    def _publish(self, obs_start: int, step_start: int, length: int, begin: Mapping[str, Any],
-                 lowdim: Mapping[str, np.ndarray], *, complete: bool, success: bool | None,
-                 labels: tuple[str, ...], end_attrs: Mapping[str, Any]) -> EpisodeInfo:
-        """Copy low-dim data into the arrays, then commit the index entry, then drop the journal."""
-        for name, values in lowdim.items():
-            group, key = name.split("/", 1)
-            start = obs_start if group == "obs" else step_start
-            if len(values):
-                self._ensure_capacity(group, key, start + len(values))
-                self._arrays[group, key][start : start + len(values)] = values
-        info = EpisodeInfo(
-            index=len(self._episodes), obs_start=obs_start, step_start=step_start, length=length,
-            source=begin["source"], task=begin["task"], success=success, labels=labels,
-            config_hash=begin["config_hash"], complete=complete,
-            attrs={**begin["attrs"], **end_attrs, "begin_time": begin.get("begin_time"), "end_time": time.time()},
-        )
-        episodes = [*self._episodes, info]
-        self._root.update_attributes({"episodes": [e.to_json() for e in episodes]})
-        self._episodes = episodes
-        with contextlib.suppress(FileNotFoundError):
-            (self.path / _JOURNAL).unlink()
-        return info
-
-    def _write_images(self, row: int, obs: Mapping[str, np.ndarray]) -> None:
-        for key in self.spec.image_keys:
-            self._ensure_capacity("obs", key, row + 1)
-            self._arrays["obs", key][row] = obs[key]
-
-    def _ensure_capacity(self, group: str, key: str, rows: int) -> None:
-        """Grow arrays in large steps: a resize rewrites metadata, which need not happen every step."""
-        if self._capacity[group, key] >= rows:
-            return
-        arr = self._arrays[group, key]
-        new = max(rows, 2 * arr.shape[0], _GROW_MIN)
-        arr.resize((new, *arr.shape[1:]))
-        self._capacity[group, key] = new
-
-    def _committed_end(self) -> tuple[int, int]:
-        if not self._episodes:
-            return 0, 0
-        last = self._episodes[-1]
-        return last.obs_stop, last.step_stop
-
-    def _require_writer(self) -> None:
-        if self.mode != "a" or self._lock_fd is None:
-            raise RuntimeError(f"{self.path} is not open for appending (open it with mode='a')")
-
-    def _trim(self) -> None:
-        """Cut arrays back to the committed rows, so plain zarr readers see no uncommitted tail."""
-        obs_end, step_end = self._committed_end()
-        for (group, key), arr in self._arrays.items():
-            rows = obs_end if group == "obs" else step_end
-            if arr.shape[0] != rows:
-                arr.resize((rows, *arr.shape[1:]))
-                self._capacity[group, key] = rows
-
-    # ------------------------------------------------------------------ recovery
-
-    def _read_orphan(self) -> _Orphan | None:
-        contents = read_journal(self.path / _JOURNAL, self.spec)
-        obs_end, step_end = self._committed_end()
-        if contents is None or contents.header["obs_start"] < obs_end or contents.length == 0:
-            return None  # stale (already committed), or only a first observation: dropped by rule
-        if (contents.header["obs_start"], contents.header["step_start"]) != (obs_end, step_end):
-            raise CorruptStoreError(f"{self.path}: journal starts at obs {contents.header['obs_start']}, "
-                                    f"but the index ends at obs {obs_end}")
-        begin = contents.header["attrs"]
-        lowdim = {k: np.concatenate([contents.first_obs[k][None], contents.next_obs[k]])
-                  for k in self.spec.lowdim_obs_keys}
-        lowdim.update({f"steps/{k}": v for k, v in contents.steps.items()})
-        info = EpisodeInfo(index=len(self._episodes), obs_start=obs_end, step_start=step_end,
-                           length=contents.length, source=begin["source"], task=begin["task"],
-                           config_hash=begin["config_hash"], complete=False,
-                           attrs={**begin["attrs"], "begin_time": begin.get("begin_time"),
-                                  "end_reason": "writer died"})
-        return _Orphan(info, lowdim)
-
-    def _recover(self) -> None:
-        """Turn a dead writer's journal into an unfinished episode, and sweep temp files it left."""
-        orphan = self._read_orphan()
-        if orphan is not None:
-            info = orphan.info
-            lowdim = {(k if "/" in k else f"obs/{k}"): v for k, v in orphan.lowdim.items()}
-            begin = {"source": info.source, "task": info.task, "config_hash": info.config_hash,
-                     "attrs": {k: v for k, v in info.attrs.items() if k not in ("begin_time", "end_reason")},
-                     "begin_time": info.attrs.get("begin_time")}
-            self._publish(info.obs_start, info.step_start, info.length, begin, lowdim, complete=False,
-                          success=None, labels=(), end_attrs={"end_reason": "writer died"})
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                (self.path / _JOURNAL).unlink()
-        for stale in self.path.rglob("*.partial"):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            (self.path / (_JOURNAL + ".tmp")).unlink()
-
-
-def _read_format(path: Path, attrs: Mapping[str, Any]) -> StoreSpec:
-    fmt = attrs.get(_FORMAT_ATTR)
-    if not isinstance(fmt, Mapping) or fmt.get("format") != FORMAT_NAME:
-        raise StoreFormatError(f"{path} is a zarr group but not an EpisodeStore (no {_FORMAT_ATTR!r} attribute)")
-    version = fmt.get("format_version")
-    if version != FORMAT_VERSION:
-        raise StoreFormatError(
-            f"{path} has EpisodeStore format version {version!r}; this robot_rl reads version {FORMAT_VERSION}"
-        )
-    return StoreSpec.from_json(fmt["spec"])
-
-
-def _acquire_writer_lock(path: Path, timeout_s: float) -> int:
-    """One writer at a time; the kernel drops the lock when the writer dies, even by kill -9."""
-    fd = os.open(path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                os.close(fd)
-                raise StoreLockedError(f"{path} is open for writing by another process") from None
-            time.sleep(0.01)
-
-
-def _writer_alive(path: Path) -> bool:
-    try:
-        fd = os.open(path / _LOCK, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False

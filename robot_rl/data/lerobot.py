@@ -32,6 +32,7 @@ import numpy as np
 
 from robot_rl.data.episode_store import EpisodeStore
 from robot_rl.data.spec import StoreSpec
+from robot_rl.data.store_format import EpisodeInfo
 
 CODEBASE_VERSION = "v2.1"
 CHUNKS_SIZE = 1000
@@ -51,10 +52,29 @@ def export_lerobot(store: EpisodeStore, out: str | Path, fps: float, task: str |
                    robot_type: str | None = None) -> int:
     """Write the store's complete episodes as a LeRobotDataset folder ``out`` (which must not
     exist, or be empty); returns the number of frames written."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     out = Path(out)
+    cameras, infos = _exportable(store, out)
+    tasks = sorted({task or info.task or "task" for info in infos})
+    task_index = {name: i for i, name in enumerate(tasks)}
+    frames = 0
+    episodes_meta, stats_meta = [], []
+    try:
+        for j, info in enumerate(infos):
+            name = task or info.task or "task"
+            stats = _export_episode(store, info, j, frames, task_index[name], cameras, out, fps)
+            episodes_meta.append({"episode_index": j, "tasks": [name], "length": info.length})
+            stats_meta.append({"episode_index": j, "stats": stats})
+            frames += info.length
+        _write_meta(out / "meta", _info_json(store, cameras, fps, robot_type, len(infos), frames, len(tasks)),
+                    episodes_meta, tasks, stats_meta)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # no half-written dataset left behind
+        raise
+    return frames
+
+
+def _exportable(store: EpisodeStore, out: Path) -> tuple[list[str], list[EpisodeInfo]]:
+    """The store's cameras and complete episodes, once ``out`` and the store are known to suit an export."""
     if out.exists() and any(out.iterdir()):
         raise LeRobotError(f"{out} exists and is not empty; export into a new folder")
     cameras = [k for k, s in store.spec.obs.items() if s.is_image]
@@ -63,60 +83,70 @@ def export_lerobot(store: EpisodeStore, out: str | Path, fps: float, task: str |
     infos = store.episodes(complete=True)
     if not infos:
         raise LeRobotError(f"{store.path} holds no complete episode to export")
-    tasks = sorted({task or info.task or "task" for info in infos})
-    task_index = {name: i for i, name in enumerate(tasks)}
-    frames = 0
-    episodes_meta, stats_meta = [], []
-    try:
-        for j, info in enumerate(infos):
-            data = store.load_episode(info.index)
-            n = info.length
-            name = task or info.task or "task"
-            done = np.zeros(n, dtype=bool)
-            done[-1] = True
-            columns: dict[str, Any] = {
-                STATE: np.asarray(data["obs"][STATE_KEY][:n], np.float32),
-                ACTION: np.asarray(data["action"], np.float32),
-                "timestamp": (np.arange(n) / fps).astype(np.float32),
-                "frame_index": np.arange(n, dtype=np.int64),
-                "episode_index": np.full(n, j, dtype=np.int64),
-                "index": np.arange(frames, frames + n, dtype=np.int64),
-                "task_index": np.full(n, task_index[name], dtype=np.int64),
-                "next.reward": np.asarray(data["reward"], np.float32),
-                "next.done": done,
-                "next.success": done & bool(info.success),
-            }
-            path = out / DATA_PATH.format(episode_chunk=j // CHUNKS_SIZE, episode_index=j)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            table = pa.table({k: list(v) if v.ndim == 2 else v for k, v in columns.items()})
-            pq.write_table(table, path)
-            stats = {k: _stats(v) for k, v in columns.items()}
-            for cam in cameras:
-                video = out / VIDEO_PATH.format(episode_chunk=j // CHUNKS_SIZE, video_key=IMAGE_PREFIX + cam,
-                                                episode_index=j)
-                _write_video(video, np.asarray(data["obs"][cam][:n]), fps)
-                stats[IMAGE_PREFIX + cam] = _image_stats(np.asarray(data["obs"][cam][:n]))
-            episodes_meta.append({"episode_index": j, "tasks": [name], "length": n})
-            stats_meta.append({"episode_index": j, "stats": stats})
-            frames += n
-        features = _features(store, cameras, fps)
-        info_json = {
-            "codebase_version": CODEBASE_VERSION, "robot_type": robot_type, "total_episodes": len(infos),
-            "total_frames": frames, "total_tasks": len(tasks), "total_videos": len(infos) * len(cameras),
-            "total_chunks": (len(infos) - 1) // CHUNKS_SIZE + 1, "chunks_size": CHUNKS_SIZE, "fps": fps,
-            "splits": {"train": f"0:{len(infos)}"}, "data_path": DATA_PATH,
-            "video_path": VIDEO_PATH if cameras else None, "features": features,
-        }
-        meta = out / "meta"
-        meta.mkdir(parents=True, exist_ok=True)
-        (meta / "info.json").write_text(json.dumps(info_json, indent=4))
-        _write_jsonl(meta / "episodes.jsonl", episodes_meta)
-        _write_jsonl(meta / "tasks.jsonl", [{"task_index": i, "task": t} for i, t in enumerate(tasks)])
-        _write_jsonl(meta / "episodes_stats.jsonl", stats_meta)
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)  # no half-written dataset left behind
-        raise
-    return frames
+    return cameras, infos
+
+
+def _export_episode(store: EpisodeStore, info: EpisodeInfo, j: int, first_frame: int, task_index: int,
+                    cameras: list[str], out: Path, fps: float) -> dict[str, Any]:
+    """Write episode ``j`` (the store's ``info``) as its parquet file and one video per camera;
+    return its per-column stats."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = store.load_episode(info.index)
+    columns = _episode_columns(data, info, j, first_frame, task_index, fps)
+    path = out / DATA_PATH.format(episode_chunk=j // CHUNKS_SIZE, episode_index=j)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({k: list(v) if v.ndim == 2 else v for k, v in columns.items()})
+    pq.write_table(table, path)
+    stats = {k: _stats(v) for k, v in columns.items()}
+    n = info.length
+    for cam in cameras:
+        video = out / VIDEO_PATH.format(episode_chunk=j // CHUNKS_SIZE, video_key=IMAGE_PREFIX + cam,
+                                        episode_index=j)
+        _write_video(video, np.asarray(data["obs"][cam][:n]), fps)
+        stats[IMAGE_PREFIX + cam] = _image_stats(np.asarray(data["obs"][cam][:n]))
+    return stats
+
+
+def _episode_columns(data: Mapping[str, Any], info: EpisodeInfo, j: int, first_frame: int, task_index: int,
+                     fps: float) -> dict[str, np.ndarray]:
+    """The parquet columns of one episode: its first N observations, N actions and rewards, and indices."""
+    n = info.length
+    done = np.zeros(n, dtype=bool)
+    done[-1] = True
+    return {
+        STATE: np.asarray(data["obs"][STATE_KEY][:n], np.float32),
+        ACTION: np.asarray(data["action"], np.float32),
+        "timestamp": (np.arange(n) / fps).astype(np.float32),
+        "frame_index": np.arange(n, dtype=np.int64),
+        "episode_index": np.full(n, j, dtype=np.int64),
+        "index": np.arange(first_frame, first_frame + n, dtype=np.int64),
+        "task_index": np.full(n, task_index, dtype=np.int64),
+        "next.reward": np.asarray(data["reward"], np.float32),
+        "next.done": done,
+        "next.success": done & bool(info.success),
+    }
+
+
+def _info_json(store: EpisodeStore, cameras: list[str], fps: float, robot_type: str | None, episodes: int,
+               frames: int, tasks: int) -> dict[str, Any]:
+    return {
+        "codebase_version": CODEBASE_VERSION, "robot_type": robot_type, "total_episodes": episodes,
+        "total_frames": frames, "total_tasks": tasks, "total_videos": episodes * len(cameras),
+        "total_chunks": (episodes - 1) // CHUNKS_SIZE + 1, "chunks_size": CHUNKS_SIZE, "fps": fps,
+        "splits": {"train": f"0:{episodes}"}, "data_path": DATA_PATH,
+        "video_path": VIDEO_PATH if cameras else None, "features": _features(store, cameras, fps),
+    }
+
+
+def _write_meta(meta: Path, info_json: dict[str, Any], episodes_meta: list[dict[str, Any]], tasks: list[str],
+                stats_meta: list[dict[str, Any]]) -> None:
+    meta.mkdir(parents=True, exist_ok=True)
+    (meta / "info.json").write_text(json.dumps(info_json, indent=4))
+    _write_jsonl(meta / "episodes.jsonl", episodes_meta)
+    _write_jsonl(meta / "tasks.jsonl", [{"task_index": i, "task": t} for i, t in enumerate(tasks)])
+    _write_jsonl(meta / "episodes_stats.jsonl", stats_meta)
 
 
 def _features(store: EpisodeStore, cameras: list[str], fps: float) -> dict[str, Any]:

@@ -32,8 +32,8 @@ from robot_rl.config import ConfigError
 from robot_rl.drivers.base import Arm, ArmState, Gripper, GripperState
 from robot_rl.safety.chain import SafetyChain, default_chain
 from robot_rl.safety.command import HOLD, Command, RobotState, SafetyEvent
+from robot_rl.safety.command_filters import ContactBackoff
 from robot_rl.safety.estop import EStop, EStopRecord
-from robot_rl.safety.filters import ContactBackoff
 from robot_rl.safety.limits import CONTACT_OFF, SafetyLimits
 from robot_rl.safety.watchdog import Watchdog
 

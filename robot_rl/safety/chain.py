@@ -6,18 +6,10 @@ from collections import Counter
 from collections.abc import Sequence
 
 from robot_rl.safety.command import Command, RobotState, SafetyEvent
-from robot_rl.safety.filters import (
-    AccelerationLimit,
-    ContactBackoff,
-    FiniteCheck,
-    GripperRateLimit,
-    JointLimits,
-    SafetyFilter,
-    SpeedLimit,
-    StepLimit,
-    Workspace,
-)
+from robot_rl.safety.command_filters import ContactBackoff, FiniteCheck, GripperRateLimit, JointLimits
+from robot_rl.safety.filters import SafetyFilter
 from robot_rl.safety.limits import SafetyLimits
+from robot_rl.safety.pose_filters import AccelerationLimit, SpeedLimit, StepLimit, Workspace
 
 
 class SafetyChain(SafetyFilter):
@@ -76,7 +68,7 @@ def default_chain(limits: SafetyLimits, period: float) -> SafetyChain:
     The order matters: the finite check first (nothing else can judge NaN), contact and
     joint checks next (they may turn the command into a stop), then the workspace box,
     and last the limits that only shorten the move towards the current pose (see
-    :mod:`robot_rl.safety.filters` for why that order makes the output satisfy all of them).
+    :mod:`robot_rl.safety.pose_filters` for why that order makes the output satisfy all of them).
     Without contact limits (``contact: none``) there is no contact filter; :class:`SafeArm`
     refuses a contact filter on an arm that cannot sense force.
     """
