@@ -1,7 +1,7 @@
 """The ``robot-rl`` command: ``robot-rl <command> [key=value ...]``.
 
 This module parses the command line and dispatches; the commands live beside it, in
-:mod:`robot_rl.cli_run` (the commands that run from a config) and :mod:`robot_rl.cli_data`
+:mod:`robot_rl.cli.run` (the commands that run from a config) and :mod:`robot_rl.cli.data`
 (``robot-rl data``)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from robot_rl.cli_data import cmd_data
-from robot_rl.cli_run import (
+from robot_rl.cli.data import cmd_data
+from robot_rl.cli.run import (
     cmd_actor,
     cmd_calibrate,
     cmd_critic,
@@ -102,7 +102,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("robot-rl: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
