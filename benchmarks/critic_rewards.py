@@ -16,7 +16,6 @@ Reports env steps to 70 % eval success (``steps_to_70``), the final success and 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from robot_rl.config import load_config
 from robot_rl.critics.evaluate import train_critic
 from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.env.factory import make_env
+from robot_rl.logs import setup_logging
 from robot_rl.report import print_report
 from robot_rl.rl.train import record_demos, train_in_process
 from robot_rl.rollout import make_policy, rollout
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     root = Path(tempfile.mkdtemp(prefix="critic_rewards_"))
     base = ["task=pick_cube", "logging.wandb=disabled", "train.processes=1", *args.overrides]
 

@@ -11,11 +11,11 @@ final success, and the operator's intervention rate over time.
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
 from pathlib import Path
 
 from robot_rl.config import load_config
+from robot_rl.logs import setup_logging
 from robot_rl.report import print_report
 from robot_rl.rl.train import TrainReport, train_in_process
 
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     root = Path(tempfile.mkdtemp(prefix="hil_effect_"))
     with_op, without = run("sim_expert", args, root), run("none", args, root)
 
