@@ -16,12 +16,8 @@ from pathlib import Path
 
 from robot_rl.config import load_config
 from robot_rl.logs import setup_logging
-from robot_rl.report import print_report
+from robot_rl.report import print_report, steps_to
 from robot_rl.rl.train import TrainReport, train_in_process
-
-
-def steps_to(curve: list[tuple[int, float]], level: float) -> int | None:
-    return next((steps for steps, success in curve if success >= level), None)
 
 
 def run(teleop: str, args: argparse.Namespace, root: Path) -> TrainReport:

@@ -33,14 +33,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from robot_rl.config import load_config
 from robot_rl.logs import setup_logging
-from robot_rl.report import print_report
+from robot_rl.report import print_report, steps_to
 from robot_rl.rl.offline import train_offline
 from robot_rl.rl.train import record_demos, train_in_process
-
-
-def steps_to(curve: list[tuple[int, float]], level: float) -> int | None:
-    """The first evaluation at ``level`` or above."""
-    return next((steps for steps, success in curve if success >= level), None)
 
 
 def steps_to_stay(curve: list[tuple[int, float]], level: float) -> int | None:
