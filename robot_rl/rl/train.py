@@ -26,6 +26,7 @@ from robot_rl.rl.learner import Learner
 from robot_rl.rl.pacing import TimingSummary
 from robot_rl.rl.run_log import WandbLog
 from robot_rl.rl.settings import AgentConfig, LearnerConfig
+from robot_rl.safety.random_actions import RandomPolicy
 from robot_rl.teleop.factory import with_operator
 
 log = logging.getLogger("robot_rl.train")
@@ -106,13 +107,12 @@ class RandomWarmup:
 
     def __init__(self, agent: SACAgent, steps: int, space: Any, seed: int):
         self.agent, self.remaining = agent, steps
-        self.space = space
-        self.space.seed(seed)
+        self.random = RandomPolicy(space, seed)
 
     def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
         if self.remaining > 0:
             self.remaining -= 1
-            return self.space.sample()
+            return self.random.act(obs)
         return self.agent.act(obs, deterministic)
 
 
