@@ -79,7 +79,7 @@ class OfflineUpdater:
     def update(self, batch: Mapping[str, Any]) -> dict[str, float]:
         agent = self.agent
         obs = batch["obs"]
-        images = agent.encoder.backbone_features(agent._images(obs, augment=True))
+        images = agent.encoder.backbone_features(agent.camera_inputs(obs, augment=True))
         state = obs[STATE_KEY].float()
         full_action = batch["action"].float()
         action = full_action[:, : agent.continuous_dim]
@@ -95,12 +95,12 @@ class OfflineUpdater:
             critic_loss, next_features, critic_metrics = self._critic_loss(batch, features.detach(), action)
             loss = loss + critic_loss
             metrics.update(critic_metrics)
-        agent._step(optimizers, loss, [p for o in optimizers for g in o.param_groups for p in g["params"]])
+        agent.optimizer_step(optimizers, loss)
         agent.updates += 1
         if self.cfg.method == "calql":
-            agent._polyak()
+            agent.update_targets()
             if agent.gripper_q is not None:
-                metrics.update(agent._update_gripper(
+                metrics.update(agent.update_gripper(
                     features.detach(), next_features, full_action[:, -1], batch["reward"].float().view(-1),
                     1.0 - batch["terminated"].float().view(-1), conservative=self.cfg.cql_alpha))
             if self.cfg.q_weight > 0:
@@ -117,7 +117,7 @@ class OfflineUpdater:
         not_done = 1.0 - batch["terminated"].float().view(-1)
         mc_return = batch[MC_RETURN].float().view(-1)
         with torch.autocast(agent.device.type, dtype=torch.bfloat16, enabled=agent.autocast), torch.no_grad():
-            next_images = agent.encoder.backbone_features(agent._images(next_obs, augment=True))
+            next_images = agent.encoder.backbone_features(agent.camera_inputs(next_obs, augment=True))
             next_state = next_obs[STATE_KEY].float()
             next_features = agent.encoder(next_images, next_state)
             next_action, _ = agent.actor.sample(next_features)
@@ -181,9 +181,9 @@ class OfflineUpdater:
         log_prob = log_prob.float()
         q = agent.critic(features, sampled).float().mean(0)
         actor_loss = self.cfg.q_weight * (agent.alpha.detach() * log_prob - q).mean() / q_scale(q)
-        agent._step(agent.actor_opt, actor_loss, agent.actor.parameters())
+        agent.optimizer_step(agent.actor_opt, actor_loss, agent.actor.parameters())
         alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
-        agent._step(agent.alpha_opt, alpha_loss, [agent.log_alpha])
+        agent.optimizer_step(agent.alpha_opt, alpha_loss, [agent.log_alpha])
         return {"actor_loss": actor_loss.item(), "alpha": agent.alpha.item(), "entropy": -log_prob.mean().item()}
 
 # ---------------------------------------------------------------------- data
@@ -246,10 +246,10 @@ def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> 
     """``cfg.offline.updates`` updates on ``cfg.data``, evaluating in sim every
     ``offline.eval_every`` (and at the end); resumes from run_dir/checkpoint.pt if there is one."""
     from robot_rl.env.factory import make_env, spaces_from_config
-    from robot_rl.rl.train import _section, agent_for, evaluate, pick_device
+    from robot_rl.rl.train import agent_for, config_section, evaluate, pick_device
 
     started = time.perf_counter()
-    ocfg = OfflineConfig(**_section(cfg.offline, OfflineConfig))
+    ocfg = OfflineConfig(**config_section(cfg.offline, OfflineConfig))
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     obs_space, action_dim = spaces_from_config(cfg)

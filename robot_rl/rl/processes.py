@@ -39,8 +39,8 @@ from robot_rl.rl.supervisor import RunFailed, Supervised, wait_for_file
 from robot_rl.rl.train import (
     DEMO_STORE,
     RandomWarmup,
-    _section,
     agent_for,
+    config_section,
     demo_sources,
     evaluate,
     make_agent,
@@ -118,7 +118,7 @@ def run_learner(cfg: DictConfig, run_dir: Path, stop: threading.Event | None = N
     demos = demo_sources(cfg, run_dir)
     wandb_log = WandbLog(cfg, run_dir, "learner")
     learner = Learner(agent, StoreSpec.from_spaces(obs_space, action_dim),
-                      LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir / "learner", demos,
+                      LearnerConfig(**config_section(cfg.learner, LearnerConfig)), run_dir / "learner", demos,
                       seed=cfg.seed, log_metrics=wandb_log.log, relabeler=relabeler_for(cfg), init=cfg.init)
     server = LearnerServer(cfg.learner.address, resolve_token(cfg), learner.ingest, tls=_tls(cfg))
     learner.publish_fn = server.publish_weights

@@ -43,7 +43,9 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def _section(cfg: DictConfig, cls: type) -> dict[str, Any]:
+def config_section(cfg: DictConfig, cls: type) -> dict[str, Any]:
+    """The entries of the config section ``cfg`` (resolved) that are fields of the dataclass
+    ``cls``, to build it from: ``AgentConfig(**config_section(cfg.agent, AgentConfig))``."""
     section = OmegaConf.to_container(cfg, resolve=True)
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in section.items() if k in names}
@@ -51,7 +53,7 @@ def _section(cfg: DictConfig, cls: type) -> dict[str, Any]:
 
 def agent_for(cfg: DictConfig, observation_space: Any, action_dim: int, device: str | torch.device) -> SACAgent:
     """The agent ``cfg.agent`` describes, for these spaces (an env's, or spaces_from_config's)."""
-    return SACAgent(observation_space, action_dim, AgentConfig(**_section(cfg.agent, AgentConfig)), device=device,
+    return SACAgent(observation_space, action_dim, AgentConfig(**config_section(cfg.agent, AgentConfig)), device=device,
                     seed=cfg.seed)
 
 
@@ -62,7 +64,7 @@ def make_agent(cfg: DictConfig, env: RobotEnv, device: torch.device) -> SACAgent
 def make_learner(cfg: DictConfig, env: RobotEnv, run_dir: Path, demo_stores: list[Path], **kwargs: Any) -> Learner:
     agent = make_agent(cfg, env, pick_device(cfg.learner.device))
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
-    return Learner(agent, spec, LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir, demo_stores,
+    return Learner(agent, spec, LearnerConfig(**config_section(cfg.learner, LearnerConfig)), run_dir, demo_stores,
                    seed=cfg.seed, init=cfg.init, **kwargs)
 
 
