@@ -132,13 +132,17 @@ def intervention_rate(actor: Actor, episodes: int = 20) -> float:
 
 @dataclass
 class TrainReport:
+    """How a training run went: `robot-rl train` in one process (:func:`train_in_process`), or
+    the actor of a two-process run (``run_actor``; what ``train_two_processes`` returns)."""
+
     curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, eval success)
     intervention_curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, share of steps)
     env_steps: int = 0
-    updates: int = 0
+    updates: int = 0  # learner updates (in one process; an actor does not count them)
     episodes: int = 0
-    weights_version: int = 0
-    timing: TimingSummary | None = None
+    train_success: float = float("nan")  # success rate of the actor's episodes (an actor's report)
+    weights_version: int = 0  # newest policy weights the actor loaded
+    timing: TimingSummary | None = None  # loop period error and policy inference latency
     wall_s: float = 0.0
 
     @property
