@@ -245,37 +245,51 @@ class OfflineReport:
 def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> OfflineReport:
     """``cfg.offline.updates`` updates on ``cfg.data``, evaluating in sim every
     ``offline.eval_every`` (and at the end); resumes from run_dir/checkpoint.pt if there is one."""
-    from robot_rl.env.factory import make_env, spaces_from_config
-    from robot_rl.rl.train import agent_for, config_section, evaluate, pick_device
+    from robot_rl.env.factory import spaces_from_config
+    from robot_rl.rl.train import agent_for, config_section, pick_device
 
     started = time.perf_counter()
     ocfg = OfflineConfig(**config_section(cfg.offline, OfflineConfig))
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     obs_space, action_dim = spaces_from_config(cfg)
-    spec = StoreSpec.from_spaces(obs_space, action_dim)
-    buffer, data = load_offline_buffer(cfg, spec)
+    buffer, data = load_offline_buffer(cfg, StoreSpec.from_spaces(obs_space, action_dim))
+    _log_data(cfg, data)
+    agent = agent_for(cfg, obs_space, action_dim, pick_device(cfg.learner.device))
+    report = OfflineReport(episodes=data["episodes"], transitions=data["transitions"])
+    _resume(agent, report, run_dir / CHECKPOINT)
+    _run_updates(cfg, OfflineUpdater(agent, ocfg), buffer, report, run_dir, progress_bar)
+    report.updates, report.wall_s = agent.updates, time.perf_counter() - started
+    return report
+
+
+def _log_data(cfg: DictConfig, data: Mapping[str, Any]) -> None:
+    """What the data holds; a warning when it was recorded on another task than the one evaluated."""
     log.info("offline data: %d episodes (%d successful), %d transitions, tasks %s", data["episodes"],
              data["successes"], data["transitions"], data["tasks"] or "unrecorded")
-    simulated = cfg.robot.backend == "sim"
-    if simulated and data["tasks"] and data["tasks"] != [cfg.task.name]:
+    if cfg.robot.backend == "sim" and data["tasks"] and data["tasks"] != [cfg.task.name]:
         log.warning("the data was recorded on task(s) %s but evaluation runs task=%s", data["tasks"], cfg.task.name)
-    agent = agent_for(cfg, obs_space, action_dim, pick_device(cfg.learner.device))
-    updater = OfflineUpdater(agent, ocfg)
-    report = OfflineReport(episodes=data["episodes"], transitions=data["transitions"])
-    path = run_dir / CHECKPOINT
+
+
+def _resume(agent: SACAgent, report: OfflineReport, path: Path) -> None:
+    """The agent and the eval curve from the checkpoint at ``path``, if there is one."""
     if path.exists():
         state = load_checkpoint(path, agent.device)
         load_agent_state(agent, state["agent"], path)
         report.curve = [tuple(p) for p in state.get("offline", {}).get("curve", [])]
         log.info("resumed from %s at update %d", path, agent.updates)
 
-    def checkpoint() -> None:
-        report.checkpoint = save_checkpoint(path, {
-            "agent": agent.state_dict(), "weights_version": 0,
-            "offline": {"method": ocfg.method, "curve": [list(p) for p in report.curve], "data": str(cfg.data)}})
 
-    eval_env = make_env(cfg) if simulated and ocfg.eval_every > 0 else None
+def _run_updates(cfg: DictConfig, updater: OfflineUpdater, buffer: ReplayBuffer, report: OfflineReport,
+                 run_dir: Path, progress_bar: bool) -> None:
+    """The updates still to make, on batches from ``buffer``: metrics every ``offline.log_every``,
+    an evaluation in sim every ``offline.eval_every`` and at the end, a checkpoint every
+    ``offline.checkpoint_every`` and at the end."""
+    from robot_rl.env.factory import make_env
+    from robot_rl.rl.train import evaluate
+
+    agent, ocfg = updater.agent, updater.cfg
+    eval_env = make_env(cfg) if cfg.robot.backend == "sim" and ocfg.eval_every > 0 else None
     wandb_log = WandbLog(cfg, run_dir, "offline")
     prefetcher = BatchPrefetcher(buffer, cfg.learner.batch_size, device=agent.device, seed=cfg.seed + agent.updates)
     bar = tqdm(total=ocfg.updates, initial=agent.updates, unit="update", disable=not progress_bar,
@@ -285,12 +299,7 @@ def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> 
             metrics = updater.update(next(prefetcher))
             bar.update(1)
             if agent.updates % ocfg.log_every == 0:
-                line = {"time": time.time(), "updates": agent.updates, **metrics}
-                with open(run_dir / METRICS, "a") as f:
-                    f.write(json.dumps(line) + "\n")
-                wandb_log.log(metrics, agent.updates)
-                bar.set_postfix(loss=f"{metrics.get('critic_loss', metrics.get('bc_loss', 0)):.3f}",
-                                **({"eval": f"{report.curve[-1][1]:.0%}"} if report.curve else {}))
+                _log_metrics(metrics, agent.updates, run_dir, wandb_log, bar, report)
             due = eval_env is not None and (agent.updates % ocfg.eval_every == 0 or agent.updates == ocfg.updates)
             if due and (not report.curve or report.curve[-1][0] != agent.updates):
                 success = evaluate(agent, eval_env, ocfg.eval_episodes)
@@ -298,13 +307,29 @@ def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> 
                 wandb_log.log({"eval_success": success}, agent.updates)
                 log.info("update %d: eval success %.2f", agent.updates, success)
             if agent.updates % ocfg.checkpoint_every == 0:
-                checkpoint()
-        checkpoint()
+                _checkpoint(cfg, updater, report, run_dir / CHECKPOINT)
+        _checkpoint(cfg, updater, report, run_dir / CHECKPOINT)
     finally:
         bar.close()
         prefetcher.close()
         wandb_log.close()
         if eval_env is not None:
             eval_env.close()
-    report.updates, report.wall_s = agent.updates, time.perf_counter() - started
-    return report
+
+
+def _log_metrics(metrics: Mapping[str, float], updates: int, run_dir: Path, wandb_log: WandbLog, bar: tqdm,
+                 report: OfflineReport) -> None:
+    """One line of run_dir/metrics.jsonl, the same to wandb, and the progress bar's figures."""
+    line = {"time": time.time(), "updates": updates, **metrics}
+    with open(run_dir / METRICS, "a") as f:
+        f.write(json.dumps(line) + "\n")
+    wandb_log.log(metrics, updates)
+    bar.set_postfix(loss=f"{metrics.get('critic_loss', metrics.get('bc_loss', 0)):.3f}",
+                    **({"eval": f"{report.curve[-1][1]:.0%}"} if report.curve else {}))
+
+
+def _checkpoint(cfg: DictConfig, updater: OfflineUpdater, report: OfflineReport, path: Path) -> None:
+    """The agent, the method and the eval curve, saved atomically to ``path`` (``report.checkpoint``)."""
+    report.checkpoint = save_checkpoint(path, {
+        "agent": updater.agent.state_dict(), "weights_version": 0,
+        "offline": {"method": updater.cfg.method, "curve": [list(p) for p in report.curve], "data": str(cfg.data)}})
