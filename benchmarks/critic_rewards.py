@@ -16,7 +16,6 @@ Reports env steps to 70 % eval success (``steps_to_70``), the final success and 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -25,7 +24,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from robot_rl.critics.evaluate import train_critic
 from robot_rl.data import EpisodeStore, StoreSpec
-from robot_rl.report import print_report
+from robot_rl.logs import setup_logging
+from robot_rl.report import print_report, steps_to
 from robot_rl.rl.rollout import make_policy, rollout
 from robot_rl.rl.train import record_demos, train_in_process
 from robot_rl.robots import make_env
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     root = Path(tempfile.mkdtemp(prefix="critic_rewards_"))
     base = ["task=pick_cube", "logging.wandb=disabled", "train.processes=1", *args.overrides]
 
@@ -62,9 +62,9 @@ def main() -> None:
                        f"train.eval_every={args.eval_every}", f"train.eval_episodes={args.eval_episodes}",
                        f"train.stop_at={args.stop_at}", f"run_dir={root / 'train'}"], name="train")
     report = train_in_process(cfg, root / "train", progress_bar=not args.json)
-    steps_to = next((steps for steps, success in report.curve if success >= 0.7), None)
-    summary = {"steps_to_70": steps_to, "final_success": report.final_success, "env_steps": report.env_steps,
-               "wall_s": round(report.wall_s, 1), "curve": report.curve, "demos": args.demos,
+    summary = {"steps_to_70": steps_to(report.curve, 0.7), "final_success": report.final_success,
+               "env_steps": report.env_steps, "wall_s": round(report.wall_s, 1), "curve": report.curve,
+               "demos": args.demos,
                "critic_train_s": critic_summary["train_s"], "failures": critic_summary["failures"],
                "run": str(root), "overrides": args.overrides}
     print_report(f"pick_cube from pixels rewarded by learned_progress (no env reward), {args.demos} demos, "

@@ -25,6 +25,7 @@ import torch
 
 from robot_rl.critics.learned import FitConfig, LearnedProgress, SuccessClassifier
 from robot_rl.critics.metrics import kendall_tau, success_scores, voc
+from robot_rl.env.random_actions import random_action
 from robot_rl.report import print_report
 from robot_rl.robots import make_env
 from robot_rl.schema import load_config
@@ -42,7 +43,7 @@ def episodes(env, seeds, policy: str, steps: int) -> list[tuple[dict[str, np.nda
         rng = np.random.default_rng(int(seed))
         frames, success = [obs], [False]
         for _ in range(steps):
-            action = expert.act(obs) if policy == "expert" else rng.uniform(-1, 1, env.action_space.shape)
+            action = expert.act(obs) if policy == "expert" else random_action(env.action_space, rng)
             obs, _, terminated, truncated, info = env.step(action.astype(np.float32))
             frames.append(obs)
             success.append(bool(info["is_success"]))

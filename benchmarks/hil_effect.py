@@ -11,17 +11,13 @@ final success, and the operator's intervention rate over time.
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
 from pathlib import Path
 
-from robot_rl.report import print_report
+from robot_rl.logs import setup_logging
+from robot_rl.report import print_report, steps_to
 from robot_rl.rl.train import TrainReport, train_in_process
 from robot_rl.schema import load_config
-
-
-def steps_to(curve: list[tuple[int, float]], level: float) -> int | None:
-    return next((steps for steps, success in curve if success >= level), None)
 
 
 def run(teleop: str, args: argparse.Namespace, root: Path) -> TrainReport:
@@ -42,7 +38,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     root = Path(tempfile.mkdtemp(prefix="hil_effect_"))
     with_op, without = run("sim_expert", args, root), run("none", args, root)
 

@@ -10,13 +10,13 @@ steps on held-out seeds, and reports env_steps, wall_s, eval_success and the cur
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from robot_rl.logs import setup_logging
 from robot_rl.report import print_report
 from robot_rl.rl.train import train_in_process
 from robot_rl.schema import load_config
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("overrides", nargs="*", help="extra config overrides (key=value)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
 
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="learn_sim_"))
     overrides = [f"task={args.task}", f"train.env_steps={args.env_steps}", f"train.demos={args.demos}",

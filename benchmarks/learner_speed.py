@@ -21,7 +21,6 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Mapping
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -29,6 +28,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from robot_rl.env.random_actions import RandomPolicy
 from robot_rl.report import print_report
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.agent import AgentConfig, SACAgent
@@ -113,19 +113,10 @@ def inference_ms(device: torch.device, calls: int, warmup: int = 10) -> np.ndarr
     return times * 1e3
 
 
-class RandomPolicy:
-    def __init__(self, space: gym.Space, seed: int = 0):
-        self.space = space
-        self.space.seed(seed)
-
-    def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
-        return self.space.sample()
-
-
 def actor_timing(steps: int, rate_hz: float = 10.0):
     env = make_env(load_config(["task=reach"], name="train"))
     try:
-        actor = Actor(env, RandomPolicy(env.action_space), rate_hz=rate_hz)
+        actor = Actor(env, RandomPolicy(env.action_space, seed=0), rate_hz=rate_hz)
         actor.run(should_stop=lambda: actor.total_steps >= steps)
         actor.timing.missed = actor.pacer.missed  # the Actor copies it at episode ends; this may stop mid-episode
     finally:

@@ -22,7 +22,6 @@ last line holding ``offline_success``, ``finetune_success``, ``finetune_steps_to
 from __future__ import annotations
 
 import argparse
-import logging
 import multiprocessing
 import os
 import tempfile
@@ -32,15 +31,11 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from robot_rl.report import print_report
+from robot_rl.logs import setup_logging
+from robot_rl.report import print_report, steps_to
 from robot_rl.rl.offline import train_offline
 from robot_rl.rl.train import record_demos, train_in_process
 from robot_rl.schema import load_config
-
-
-def steps_to(curve: list[tuple[int, float]], level: float) -> int | None:
-    """The first evaluation at ``level`` or above."""
-    return next((steps for steps, success in curve if success >= level), None)
 
 
 def steps_to_stay(curve: list[tuple[int, float]], level: float) -> int | None:
@@ -53,7 +48,7 @@ def steps_to_stay(curve: list[tuple[int, float]], level: float) -> int | None:
 
 def online_run(run_dir: Path, overrides: list[str], progress_bar: bool):
     """One lockstep online training run (top level, so a second process can run it)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     cfg = load_config(overrides, name="train")
     return train_in_process(cfg, run_dir, progress_bar=progress_bar)
 
@@ -74,7 +69,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("overrides", nargs="*", help="extra config overrides (key=value) for every phase")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
 
     root = Path(args.run_dir or tempfile.mkdtemp(prefix="offline_bench_"))
     root.mkdir(parents=True, exist_ok=True)

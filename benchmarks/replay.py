@@ -61,7 +61,7 @@ def replay_figures(steps: int, episode_length: int) -> dict[str, float]:
         buffer.add_episode({**template, "obs": {**template["obs"], "state": state}})
 
     out = buffer.empty_batch(BATCH)
-    frames = [buffer._obs["front"], buffer._obs["wrist"]]  # the same frames, gathered bare
+    frames = [buffer.obs_column("front"), buffer.obs_column("wrist")]  # the same frames, gathered bare
     targets = [np.empty((BATCH, *IMAGE), np.uint8) for _ in range(4)]
     slots = len(frames[0])
 

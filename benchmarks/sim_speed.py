@@ -18,6 +18,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
+from robot_rl.env.random_actions import RandomPolicy
 from robot_rl.report import print_report
 from robot_rl.robots import make_env
 from robot_rl.schema import load_config
@@ -28,11 +29,11 @@ TASKS = ("reach", "push_cube", "pick_cube")
 
 def steps_per_second(with_cameras: bool, steps: int) -> float:
     env = make_env(load_config(["task=pick_cube"]), with_cameras=with_cameras)
-    env.action_space.seed(0)
+    policy = RandomPolicy(env.action_space, seed=0)
     env.reset(seed=0)
     elapsed = 0.0
     for _ in range(steps):
-        action = env.action_space.sample()
+        action = policy.act()
         start = time.perf_counter()
         _, _, terminated, truncated, _ = env.step(action)
         elapsed += time.perf_counter() - start

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from robot_rl.files import atomic_write_text
+
 
 def save_result(directory: str | Path, rig: str, name: str, body: str, summary: dict,
                 now: datetime | None = None) -> tuple[Path, Path]:
@@ -20,7 +22,5 @@ def save_result(directory: str | Path, rig: str, name: str, body: str, summary: 
     versioned = folder / f"{name}-{now.strftime('%Y-%m-%d_%H-%M-%S')}.yaml"
     current = folder / f"{name}.yaml"
     versioned.write_text(text)
-    tmp = current.with_suffix(".yaml.partial")
-    tmp.write_text(text)
-    tmp.replace(current)  # the current file is never half-written
+    atomic_write_text(current, text)  # the current file is never half-written
     return versioned, current

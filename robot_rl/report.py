@@ -28,6 +28,12 @@ def print_report(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]
         print(json.dumps(summary, sort_keys=True))
 
 
+def steps_to(curve: Sequence[tuple[int, float]], level: float) -> int | None:
+    """The steps of the first point of ``curve`` ((steps, success) pairs, in order) at ``level``
+    or above; None if none gets there."""
+    return next((steps for steps, success in curve if success >= level), None)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "yes", False: "no", None: ""}[value]

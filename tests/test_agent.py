@@ -435,7 +435,7 @@ def _gripper_batch(rewards_by_choice: dict[int, float], n: int = 48) -> dict:
 
 def _preferred_choice(agent: SACAgent, batch: dict) -> int:
     with torch.no_grad():
-        images = agent._images(batch["obs"], augment=False)
+        images = agent.camera_inputs(batch["obs"], augment=False)
         q = agent.gripper_q(agent.encoder(images, batch["obs"]["state"].float()))
     return int(q.mean(0).argmax())
 
@@ -470,7 +470,7 @@ def test_bc_weight_imitates_the_demo_rows_only():
     def imitation_error(agent, batch) -> float:
         with torch.no_grad():
             obs = batch["obs"]
-            features = agent.encoder(agent.encoder.backbone_features(agent._images(obs, augment=False)),
+            features = agent.encoder(agent.encoder.backbone_features(agent.camera_inputs(obs, augment=False)),
                                      obs["state"].float())
             return float(((agent.actor.mode(features) - batch["action"]) ** 2).mean())
 

@@ -71,7 +71,7 @@ def test_calql_values_the_data_above_actions_it_never_took():
         assert all(np.isfinite(v) for v in metrics.values())
         with torch.no_grad():
             obs = batch["obs"]
-            features = agent.encoder(agent.encoder.backbone_features(agent._images(obs, augment=False)),
+            features = agent.encoder(agent.encoder.backbone_features(agent.camera_inputs(obs, augment=False)),
                                      obs["state"])
             data_q = agent.critic(features, batch["action"]).mean()
             other = -batch["action"]  # the opposite action: never in the data
@@ -99,7 +99,7 @@ def test_the_gripper_critic_learns_offline_too():
         assert all(np.isfinite(v) for v in metrics.values())
     with torch.no_grad():
         obs = batch["obs"]
-        features = agent.encoder(agent.encoder.backbone_features(agent._images(obs, augment=False)), obs["state"])
+        features = agent.encoder(agent.encoder.backbone_features(agent.camera_inputs(obs, augment=False)), obs["state"])
         assert (agent.gripper_q(features).argmax(-1) == 2).float().mean() > 0.9
 
 

@@ -55,9 +55,9 @@ def cmd_rollout(overrides: list[str]) -> int:
 
 
 def _setup_logging() -> None:
-    import logging
+    from robot_rl.logs import setup_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
 
 
 def _curve_table(curve: list[tuple[int, float]]) -> str:

@@ -24,6 +24,7 @@ from torch import nn
 
 from robot_rl.critics.base import Critic, CriticOutput, Frames, calibrated, frame_count
 from robot_rl.critics.metrics import best_threshold, success_scores
+from robot_rl.files import atomic_write
 from robot_rl.layers import ConvStem, mlp, random_shift
 
 FORMAT = "robot_rl.frame_critic/1"
@@ -129,10 +130,8 @@ class FrameCritic(Critic):
         meta = {"format": FORMAT, "kind": self.kind, "task": self.task, "threshold": self.threshold,
                 "cameras": self.net.cameras, "image_size": self.net.image_size, "features": self.net.features,
                 "hidden": self.net.hidden}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"meta": meta, "state": self.net.state_dict()}, tmp)
-        tmp.replace(path)  # a crash mid-save leaves the old file
-        return path
+        # a crash mid-save leaves the old file
+        return atomic_write(path, lambda tmp: torch.save({"meta": meta, "state": self.net.state_dict()}, tmp))
 
     def _check_task(self, task: str) -> None:
         if task != self.task:

@@ -34,6 +34,7 @@ import numpy as np
 
 from robot_rl.config import ConfigError
 from robot_rl.critics.base import Critic, CriticOutput, Frames, calibrated, frame_count
+from robot_rl.files import atomic_write_text
 
 log = logging.getLogger("robot_rl.critics.vlm")
 
@@ -269,6 +270,4 @@ class VLMProgress(Critic):
         if self.cache_dir is None:
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_dir / f"{key}.json.tmp"
-        tmp.write_text(json.dumps(answers))
-        tmp.replace(self.cache_dir / f"{key}.json")
+        atomic_write_text(self.cache_dir / f"{key}.json", json.dumps(answers))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.data.spec import StoreSpec
+from robot_rl.files import atomic_write_bytes
 
 _MAGIC = b"RRLJ"
 _JOURNAL_VERSION = 1
@@ -70,10 +71,7 @@ class EpisodeJournal:
                     first_obs=base64.b64encode(first.tobytes()).decode())
         payload = json.dumps(body).encode()
         blob = _HEAD.pack(_MAGIC, len(payload)) + payload + _CRC.pack(zlib.crc32(payload))
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, blob)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         self._spec = spec
 

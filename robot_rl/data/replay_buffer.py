@@ -75,6 +75,12 @@ class ReplayBuffer:
         data = sum(a.nbytes if isinstance(a, np.ndarray) else a.numel() * a.element_size() for a in arrays)
         return int(data + self._valid.nbytes + self._next_slot.nbytes)
 
+    def obs_column(self, key: str) -> Any:
+        """The storage of observation ``key``: every slot's value, ``capacity`` rows, a numpy array
+        (a tensor on ``device``). The buffer's own memory, not a copy: for reading only (the
+        replay benchmark gathers from it to compare with :meth:`sample`)."""
+        return self._obs[key]
+
     # ------------------------------------------------------------------ adding
 
     def begin_episode(self, obs: Mapping[str, Any]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -103,7 +103,7 @@ class SACAgent:
         """One action for one observation (numpy in, numpy out)."""
         batch = {k: torch.as_tensor(np.asarray(v)[None], device=self.device) for k, v in obs.items()}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            features = self.encoder(self.encoder.backbone_features(self._images(batch, augment=False)),
+            features = self.encoder(self.encoder.backbone_features(self.camera_inputs(batch, augment=False)),
                                     batch[STATE_KEY].float())
             action = self.actor.mode(features) if deterministic else self.actor.sample(features)[0]
             action = action[0].float().cpu().numpy()
@@ -114,8 +114,9 @@ class SACAgent:
                 action = np.append(action, np.float32(GRIPPER_COMMANDS[choice]))
         return action
 
-    def _images(self, obs: Mapping[str, torch.Tensor], augment: bool) -> dict[str, torch.Tensor]:
-        """uint8 NHWC camera images → float NCHW in [0, 1], randomly shifted when training."""
+    def camera_inputs(self, obs: Mapping[str, torch.Tensor], augment: bool) -> dict[str, torch.Tensor]:
+        """The cameras' uint8 NHWC images in ``obs`` → float NCHW in [0, 1], as the encoder takes
+        them; randomly shifted with ``augment`` (training)."""
         out = {}
         for cam in self.cameras:
             x = random_shift(obs[cam], self.cfg.augmentation_pad) if augment else obs[cam]
@@ -131,8 +132,8 @@ class SACAgent:
         ``action``, ``reward``, ``terminated`` (all tensors on this agent's device).
         """
         obs, next_obs = batch["obs"], batch["next_obs"]
-        images = self.encoder.backbone_features(self._images(obs, augment=True))
-        next_images = self.encoder.backbone_features(self._images(next_obs, augment=True))
+        images = self.encoder.backbone_features(self.camera_inputs(obs, augment=True))
+        next_images = self.encoder.backbone_features(self.camera_inputs(next_obs, augment=True))
         state, next_state = obs[STATE_KEY].float(), next_obs[STATE_KEY].float()
         full_action = batch["action"].float()
         action = full_action[:, : self.continuous_dim]
@@ -159,14 +160,14 @@ class SACAgent:
                 # the encoder keeps what imitating the demos needs, not only what the values need
                 # (it is what robot-rl offline trained it for); the actor's own step is below
                 critic_loss = critic_loss + self.bc_weight * self._imitation_error(features, action, demo)
-        self._step(self.critic_opt, critic_loss, [*self.encoder.parameters(), *self.critic.parameters()])
-        self._polyak()
+        self.optimizer_step(self.critic_opt, critic_loss, [*self.encoder.parameters(), *self.critic.parameters()])
+        self.update_targets()
         self.updates += 1
         metrics = {"critic_loss": critic_loss.item(), "q": q.mean().item(), "target_q": target.mean().item()}
 
         if self.gripper_q is not None:
-            metrics.update(self._update_gripper(features.detach(), next_features, full_action[:, -1], reward,
-                                                not_done))
+            metrics.update(self.update_gripper(features.detach(), next_features, full_action[:, -1], reward,
+                                               not_done))
         if self.updates % self.cfg.actor_update_every == 0 and self.updates > self.actor_frozen_until:
             metrics.update(self._update_actor(features.detach(), action, batch.get(DEMO_KEY)))
         return metrics
@@ -177,8 +178,8 @@ class SACAgent:
         error = ((self.actor.mode(features).float() - data_action.float()) ** 2).mean(-1)
         return (error * mask).sum() / mask.sum()
 
-    def _update_gripper(self, features: torch.Tensor, next_features: torch.Tensor, command: torch.Tensor,
-                        reward: torch.Tensor, not_done: torch.Tensor, conservative: float = 0.0) -> dict[str, float]:
+    def update_gripper(self, features: torch.Tensor, next_features: torch.Tensor, command: torch.Tensor,
+                       reward: torch.Tensor, not_done: torch.Tensor, conservative: float = 0.0) -> dict[str, float]:
         """Double DQN on the gripper choice; opening or closing costs ``gripper_penalty``.
         ``conservative`` > 0 adds discrete CQL (offline): logsumexp over the choices minus the
         data's choice, times ``conservative``."""
@@ -193,7 +194,7 @@ class SACAgent:
         loss = F.mse_loss(q, target)
         if conservative > 0:
             loss = loss + conservative * (torch.logsumexp(all_q, dim=-1) - q).mean()
-        self._step(self.gripper_opt, loss, self.gripper_q.parameters())
+        self.optimizer_step(self.gripper_opt, loss, self.gripper_q.parameters())
         with torch.no_grad():
             torch._foreach_lerp_(list(self.gripper_target.parameters()), list(self.gripper_q.parameters()),
                                  self.cfg.tau)
@@ -213,17 +214,20 @@ class SACAgent:
                 bc = self._imitation_error(features, data_action, demo)
                 actor_loss = actor_loss / q_scale(q) + self.bc_weight * bc
                 metrics["bc_loss"] = bc.item()
-        self._step(self.actor_opt, actor_loss, self.actor.parameters())
+        self.optimizer_step(self.actor_opt, actor_loss, self.actor.parameters())
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-        self._step(self.alpha_opt, alpha_loss, [self.log_alpha])
+        self.optimizer_step(self.alpha_opt, alpha_loss, [self.log_alpha])
         return {**metrics, "actor_loss": actor_loss.item(), "alpha": self.alpha.item(),
                 "entropy": -log_prob.mean().item()}
 
-    def _step(self, optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer], loss: torch.Tensor,
-              params) -> None:
-        """Zero, backpropagate ``loss``, clip ``params``' gradients, and step each optimiser (one
-        loss may train parts held by several, as offline imitation trains encoder and actor)."""
+    def optimizer_step(self, optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
+                       loss: torch.Tensor, params: Iterable[torch.Tensor] | None = None) -> None:
+        """Zero, backpropagate ``loss``, clip ``params``' gradients (``grad_clip``; by default
+        every parameter the optimisers hold), and step each optimiser (one loss may train parts
+        held by several, as offline imitation trains encoder and actor)."""
         optimizers = [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else list(optimizers)
+        if params is None:
+            params = [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -233,7 +237,9 @@ class SACAgent:
             optimizer.step()
 
     @torch.no_grad()
-    def _polyak(self) -> None:
+    def update_targets(self) -> None:
+        """Move the target encoder and critics ``tau`` of the way towards the online ones (Polyak
+        averaging; frozen parameters are left as they are)."""
         tau = self.cfg.tau
         for online, target in ((self.encoder, self.target_encoder), (self.critic, self.target_critic)):
             online_params = [p for p in online.parameters() if p.requires_grad]

@@ -4,10 +4,11 @@ written, so the CLI starts fast."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from robot_rl.files import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -19,13 +20,7 @@ class CheckpointError(ValueError):
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     import torch
 
-    path = Path(path)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(dict(state), tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
 
 
 def checkpoint_file(path: str | Path) -> Path:

@@ -79,7 +79,7 @@ class OfflineUpdater:
     def update(self, batch: Mapping[str, Any]) -> dict[str, float]:
         agent = self.agent
         obs = batch["obs"]
-        images = agent.encoder.backbone_features(agent._images(obs, augment=True))
+        images = agent.encoder.backbone_features(agent.camera_inputs(obs, augment=True))
         state = obs[STATE_KEY].float()
         full_action = batch["action"].float()
         action = full_action[:, : agent.continuous_dim]
@@ -95,12 +95,12 @@ class OfflineUpdater:
             critic_loss, next_features, critic_metrics = self._critic_loss(batch, features.detach(), action)
             loss = loss + critic_loss
             metrics.update(critic_metrics)
-        agent._step(optimizers, loss, [p for o in optimizers for g in o.param_groups for p in g["params"]])
+        agent.optimizer_step(optimizers, loss)
         agent.updates += 1
         if self.cfg.method == "calql":
-            agent._polyak()
+            agent.update_targets()
             if agent.gripper_q is not None:
-                metrics.update(agent._update_gripper(
+                metrics.update(agent.update_gripper(
                     features.detach(), next_features, full_action[:, -1], batch["reward"].float().view(-1),
                     1.0 - batch["terminated"].float().view(-1), conservative=self.cfg.cql_alpha))
             if self.cfg.q_weight > 0:
@@ -117,7 +117,7 @@ class OfflineUpdater:
         not_done = 1.0 - batch["terminated"].float().view(-1)
         mc_return = batch[MC_RETURN].float().view(-1)
         with torch.autocast(agent.device.type, dtype=torch.bfloat16, enabled=agent.autocast), torch.no_grad():
-            next_images = agent.encoder.backbone_features(agent._images(next_obs, augment=True))
+            next_images = agent.encoder.backbone_features(agent.camera_inputs(next_obs, augment=True))
             next_state = next_obs[STATE_KEY].float()
             next_features = agent.encoder(next_images, next_state)
             next_action, _ = agent.actor.sample(next_features)
@@ -181,9 +181,9 @@ class OfflineUpdater:
         log_prob = log_prob.float()
         q = agent.critic(features, sampled).float().mean(0)
         actor_loss = self.cfg.q_weight * (agent.alpha.detach() * log_prob - q).mean() / q_scale(q)
-        agent._step(agent.actor_opt, actor_loss, agent.actor.parameters())
+        agent.optimizer_step(agent.actor_opt, actor_loss, agent.actor.parameters())
         alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
-        agent._step(agent.alpha_opt, alpha_loss, [agent.log_alpha])
+        agent.optimizer_step(agent.alpha_opt, alpha_loss, [agent.log_alpha])
         return {"actor_loss": actor_loss.item(), "alpha": agent.alpha.item(), "entropy": -log_prob.mean().item()}
 
 # ---------------------------------------------------------------------- data
@@ -246,37 +246,50 @@ def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> 
     """``cfg.offline.updates`` updates on ``cfg.data``, evaluating in sim every
     ``offline.eval_every`` (and at the end); resumes from run_dir/checkpoint.pt if there is one."""
     from robot_rl.env.factory import spaces_from_config
-    from robot_rl.rl.train import _section, agent_for, evaluate, pick_device
-    from robot_rl.robots import make_env
+    from robot_rl.rl.train import agent_for, config_section, pick_device
 
     started = time.perf_counter()
-    ocfg = OfflineConfig(**_section(cfg.offline, OfflineConfig))
+    ocfg = OfflineConfig(**config_section(cfg.offline, OfflineConfig))
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     obs_space, action_dim = spaces_from_config(cfg)
-    spec = StoreSpec.from_spaces(obs_space, action_dim)
-    buffer, data = load_offline_buffer(cfg, spec)
+    buffer, data = load_offline_buffer(cfg, StoreSpec.from_spaces(obs_space, action_dim))
+    _log_data(cfg, data)
+    agent = agent_for(cfg, obs_space, action_dim, pick_device(cfg.learner.device))
+    report = OfflineReport(episodes=data["episodes"], transitions=data["transitions"])
+    _resume(agent, report, run_dir / CHECKPOINT)
+    _run_updates(cfg, OfflineUpdater(agent, ocfg), buffer, report, run_dir, progress_bar)
+    report.updates, report.wall_s = agent.updates, time.perf_counter() - started
+    return report
+
+
+def _log_data(cfg: DictConfig, data: Mapping[str, Any]) -> None:
+    """What the data holds; a warning when it was recorded on another task than the one evaluated."""
     log.info("offline data: %d episodes (%d successful), %d transitions, tasks %s", data["episodes"],
              data["successes"], data["transitions"], data["tasks"] or "unrecorded")
-    simulated = cfg.robot.backend == "sim"
-    if simulated and data["tasks"] and data["tasks"] != [cfg.task.name]:
+    if cfg.robot.backend == "sim" and data["tasks"] and data["tasks"] != [cfg.task.name]:
         log.warning("the data was recorded on task(s) %s but evaluation runs task=%s", data["tasks"], cfg.task.name)
-    agent = agent_for(cfg, obs_space, action_dim, pick_device(cfg.learner.device))
-    updater = OfflineUpdater(agent, ocfg)
-    report = OfflineReport(episodes=data["episodes"], transitions=data["transitions"])
-    path = run_dir / CHECKPOINT
+
+
+def _resume(agent: SACAgent, report: OfflineReport, path: Path) -> None:
+    """The agent and the eval curve from the checkpoint at ``path``, if there is one."""
     if path.exists():
         state = load_checkpoint(path, agent.device)
         load_agent_state(agent, state["agent"], path)
         report.curve = [tuple(p) for p in state.get("offline", {}).get("curve", [])]
         log.info("resumed from %s at update %d", path, agent.updates)
 
-    def checkpoint() -> None:
-        report.checkpoint = save_checkpoint(path, {
-            "agent": agent.state_dict(), "weights_version": 0,
-            "offline": {"method": ocfg.method, "curve": [list(p) for p in report.curve], "data": str(cfg.data)}})
 
-    eval_env = make_env(cfg) if simulated and ocfg.eval_every > 0 else None
+def _run_updates(cfg: DictConfig, updater: OfflineUpdater, buffer: ReplayBuffer, report: OfflineReport,
+                 run_dir: Path, progress_bar: bool) -> None:
+    """The updates still to make, on batches from ``buffer``: metrics every ``offline.log_every``,
+    an evaluation in sim every ``offline.eval_every`` and at the end, a checkpoint every
+    ``offline.checkpoint_every`` and at the end."""
+    from robot_rl.rl.train import evaluate
+    from robot_rl.robots import make_env
+
+    agent, ocfg = updater.agent, updater.cfg
+    eval_env = make_env(cfg) if cfg.robot.backend == "sim" and ocfg.eval_every > 0 else None
     wandb_log = WandbLog(cfg, run_dir, "offline")
     prefetcher = BatchPrefetcher(buffer, cfg.learner.batch_size, device=agent.device, seed=cfg.seed + agent.updates)
     bar = tqdm(total=ocfg.updates, initial=agent.updates, unit="update", disable=not progress_bar,
@@ -286,12 +299,7 @@ def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> 
             metrics = updater.update(next(prefetcher))
             bar.update(1)
             if agent.updates % ocfg.log_every == 0:
-                line = {"time": time.time(), "updates": agent.updates, **metrics}
-                with open(run_dir / METRICS, "a") as f:
-                    f.write(json.dumps(line) + "\n")
-                wandb_log.log(metrics, agent.updates)
-                bar.set_postfix(loss=f"{metrics.get('critic_loss', metrics.get('bc_loss', 0)):.3f}",
-                                **({"eval": f"{report.curve[-1][1]:.0%}"} if report.curve else {}))
+                _log_metrics(metrics, agent.updates, run_dir, wandb_log, bar, report)
             due = eval_env is not None and (agent.updates % ocfg.eval_every == 0 or agent.updates == ocfg.updates)
             if due and (not report.curve or report.curve[-1][0] != agent.updates):
                 success = evaluate(agent, eval_env, ocfg.eval_episodes)
@@ -299,13 +307,29 @@ def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> 
                 wandb_log.log({"eval_success": success}, agent.updates)
                 log.info("update %d: eval success %.2f", agent.updates, success)
             if agent.updates % ocfg.checkpoint_every == 0:
-                checkpoint()
-        checkpoint()
+                _checkpoint(cfg, updater, report, run_dir / CHECKPOINT)
+        _checkpoint(cfg, updater, report, run_dir / CHECKPOINT)
     finally:
         bar.close()
         prefetcher.close()
         wandb_log.close()
         if eval_env is not None:
             eval_env.close()
-    report.updates, report.wall_s = agent.updates, time.perf_counter() - started
-    return report
+
+
+def _log_metrics(metrics: Mapping[str, float], updates: int, run_dir: Path, wandb_log: WandbLog, bar: tqdm,
+                 report: OfflineReport) -> None:
+    """One line of run_dir/metrics.jsonl, the same to wandb, and the progress bar's figures."""
+    line = {"time": time.time(), "updates": updates, **metrics}
+    with open(run_dir / METRICS, "a") as f:
+        f.write(json.dumps(line) + "\n")
+    wandb_log.log(metrics, updates)
+    bar.set_postfix(loss=f"{metrics.get('critic_loss', metrics.get('bc_loss', 0)):.3f}",
+                    **({"eval": f"{report.curve[-1][1]:.0%}"} if report.curve else {}))
+
+
+def _checkpoint(cfg: DictConfig, updater: OfflineUpdater, report: OfflineReport, path: Path) -> None:
+    """The agent, the method and the eval curve, saved atomically to ``path`` (``report.checkpoint``)."""
+    report.checkpoint = save_checkpoint(path, {
+        "agent": updater.agent.state_dict(), "weights_version": 0,
+        "offline": {"method": updater.cfg.method, "curve": [list(p) for p in report.curve], "data": str(cfg.data)}})

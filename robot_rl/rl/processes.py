@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +39,9 @@ from robot_rl.rl.supervisor import RunFailed, Supervised, wait_for_file
 from robot_rl.rl.train import (
     DEMO_STORE,
     RandomWarmup,
-    _section,
+    TrainReport,
     agent_for,
+    config_section,
     demo_sources,
     evaluate,
     make_agent,
@@ -119,7 +120,7 @@ def run_learner(cfg: DictConfig, run_dir: Path, stop: threading.Event | None = N
     demos = demo_sources(cfg, run_dir)
     wandb_log = WandbLog(cfg, run_dir, "learner")
     learner = Learner(agent, StoreSpec.from_spaces(obs_space, action_dim),
-                      LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir / "learner", demos,
+                      LearnerConfig(**config_section(cfg.learner, LearnerConfig)), run_dir / "learner", demos,
                       seed=cfg.seed, log_metrics=wandb_log.log, relabeler=relabeler_for(cfg), init=cfg.init)
     server = LearnerServer(cfg.learner.address, resolve_token(cfg), learner.ingest, tls=_tls(cfg))
     learner.publish_fn = server.publish_weights
@@ -155,17 +156,6 @@ def run_learner(cfg: DictConfig, run_dir: Path, stop: threading.Event | None = N
 
 
 # ---------------------------------------------------------------------- actor
-@dataclass
-class ActorReport:
-    curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, eval success)
-    env_steps: int = 0
-    episodes: int = 0
-    train_success: float = float("nan")
-    weights_version: int = 0  # newest policy weights the actor loaded
-    timing: TimingSummary | None = None  # loop period error and policy inference latency
-    wall_s: float = 0.0
-
-
 def learner_address(cfg: DictConfig, run_dir: Path, wait_s: float = 120.0) -> str:
     """``learner.address``; a port of 0 means: read the port the local learner wrote."""
     host, port = cfg.learner.address.rsplit(":", 1)
@@ -177,7 +167,7 @@ def learner_address(cfg: DictConfig, run_dir: Path, wait_s: float = 120.0) -> st
 
 def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_id: str | None = None,
               env_factory: Callable[[DictConfig], RobotEnv] = make_env, device: TeleopDevice | None = None,
-              stop: threading.Event | None = None) -> ActorReport:
+              stop: threading.Event | None = None) -> TrainReport:
     """Act until run_dir/<actor_id>.zarr holds ``train.env_steps`` steps (or until ``stop``),
     streaming to the learner: a rerun in the same run folder continues to that total.
     ``actor_id``: the argument, else ``train.actor_id``, else actor-0.
@@ -253,7 +243,7 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
                   weights_every_steps=cfg.train.weights_every_steps, seed=cfg.seed + len(store.episodes()),
                   console=console)
     actor.total_steps = done_before
-    report = ActorReport()
+    report = TrainReport()
     bar = tqdm(total=cfg.train.env_steps, initial=done_before, unit="step", disable=not progress_bar,
                dynamic_ncols=True)
     next_eval = (done_before // cfg.train.eval_every + 1) * cfg.train.eval_every if cfg.train.eval_every > 0 else 0
@@ -335,7 +325,7 @@ def record_teleop(cfg: DictConfig, path: Path, env_factory: Callable[[DictConfig
 
 
 # ---------------------------------------------------------------------- train
-def train_two_processes(cfg: DictConfig, overrides: list[str], run_dir: Path, progress_bar: bool = True) -> ActorReport:
+def train_two_processes(cfg: DictConfig, overrides: list[str], run_dir: Path, progress_bar: bool = True) -> TrainReport:
     """The learner and the actor as two child processes on loopback (composed from the same
     ``overrides``), each restarted when it dies: the learner from its checkpoint and replay
     store on the port the actor dials, the actor from its store (its budget is the run's
@@ -382,11 +372,12 @@ def report_file(actor_id: str) -> str:
     return f"{actor_id}.report.json"
 
 
-def write_report(report: ActorReport, run_dir: Path, actor_id: str) -> None:
+def write_report(report: TrainReport, run_dir: Path, actor_id: str) -> None:
     atomic_write_text(run_dir / report_file(actor_id), json.dumps(asdict(report)))
 
 
-def read_report(run_dir: Path, actor_id: str) -> ActorReport:
+def read_report(run_dir: Path, actor_id: str) -> TrainReport:
     data = json.loads((run_dir / report_file(actor_id)).read_text())
     timing = TimingSummary(**data.pop("timing")) if data.get("timing") else None
-    return ActorReport(**{**data, "curve": [tuple(point) for point in data["curve"]], "timing": timing})
+    curves = {name: [tuple(point) for point in data.get(name, [])] for name in ("curve", "intervention_curve")}
+    return TrainReport(**{**data, **curves, "timing": timing})

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from robot_rl.config import ConfigError
+from robot_rl.env.random_actions import RandomPolicy
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.report import format_table
 from robot_rl.rl.actor import Actor
@@ -26,7 +27,7 @@ class EpisodeResult:
 
 
 class FunctionPolicy:
-    """Adapts ``obs -> action`` callables (scripted expert, random) to the actor's policy API."""
+    """Adapts ``obs -> action`` callables (a scripted expert's) to the actor's policy API."""
 
     def __init__(self, fn: Callable[[Mapping[str, np.ndarray]], np.ndarray]):
         self.fn = fn
@@ -35,7 +36,7 @@ class FunctionPolicy:
         return self.fn(obs)
 
 
-def make_policy(cfg: DictConfig, env: RobotEnv, seed: int) -> FunctionPolicy:
+def make_policy(cfg: DictConfig, env: RobotEnv, seed: int) -> FunctionPolicy | RandomPolicy:
     name = cfg.policy.name
     if name == "expert":
         from robot_rl.sim.expert import ScriptedExpert
@@ -45,9 +46,7 @@ def make_policy(cfg: DictConfig, env: RobotEnv, seed: int) -> FunctionPolicy:
         except ValueError as e:
             raise ConfigError(f"invalid value for 'policy.name': {e}") from None
     if name == "random":
-        space = env.action_space
-        space.seed(seed)
-        return FunctionPolicy(lambda obs: space.sample())
+        return RandomPolicy(env.action_space, seed)
     raise ConfigError(f"invalid value for 'policy.name': unknown policy {name!r}; choose one of ['expert', 'random']")
 
 

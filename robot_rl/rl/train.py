@@ -18,6 +18,7 @@ from tqdm import tqdm
 from robot_rl.config import data_paths
 from robot_rl.critics.training import relabeler_for, with_critic
 from robot_rl.data import EpisodeStore, StoreSpec
+from robot_rl.env.random_actions import RandomPolicy
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.intervention.factory import with_operator
 from robot_rl.rl.actor import Actor
@@ -42,7 +43,9 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def _section(cfg: DictConfig, cls: type) -> dict[str, Any]:
+def config_section(cfg: DictConfig, cls: type) -> dict[str, Any]:
+    """The entries of the config section ``cfg`` (resolved) that are fields of the dataclass
+    ``cls``, to build it from: ``AgentConfig(**config_section(cfg.agent, AgentConfig))``."""
     section = OmegaConf.to_container(cfg, resolve=True)
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in section.items() if k in names}
@@ -50,7 +53,7 @@ def _section(cfg: DictConfig, cls: type) -> dict[str, Any]:
 
 def agent_for(cfg: DictConfig, observation_space: Any, action_dim: int, device: str | torch.device) -> SACAgent:
     """The agent ``cfg.agent`` describes, for these spaces (an env's, or spaces_from_config's)."""
-    return SACAgent(observation_space, action_dim, AgentConfig(**_section(cfg.agent, AgentConfig)), device=device,
+    return SACAgent(observation_space, action_dim, AgentConfig(**config_section(cfg.agent, AgentConfig)), device=device,
                     seed=cfg.seed)
 
 
@@ -61,7 +64,7 @@ def make_agent(cfg: DictConfig, env: RobotEnv, device: torch.device) -> SACAgent
 def make_learner(cfg: DictConfig, env: RobotEnv, run_dir: Path, demo_stores: list[Path], **kwargs: Any) -> Learner:
     agent = make_agent(cfg, env, pick_device(cfg.learner.device))
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
-    return Learner(agent, spec, LearnerConfig(**_section(cfg.learner, LearnerConfig)), run_dir, demo_stores,
+    return Learner(agent, spec, LearnerConfig(**config_section(cfg.learner, LearnerConfig)), run_dir, demo_stores,
                    seed=cfg.seed, init=cfg.init, **kwargs)
 
 
@@ -106,13 +109,12 @@ class RandomWarmup:
 
     def __init__(self, agent: SACAgent, steps: int, space: Any, seed: int):
         self.agent, self.remaining = agent, steps
-        self.space = space
-        self.space.seed(seed)
+        self.random = RandomPolicy(space, seed)
 
     def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
         if self.remaining > 0:
             self.remaining -= 1
-            return self.space.sample()
+            return self.random.act(obs)
         return self.agent.act(obs, deterministic)
 
 
@@ -130,13 +132,17 @@ def intervention_rate(actor: Actor, episodes: int = 20) -> float:
 
 @dataclass
 class TrainReport:
+    """How a training run went: `robot-rl train` in one process (:func:`train_in_process`), or
+    the actor of a two-process run (``run_actor``; what ``train_two_processes`` returns)."""
+
     curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, eval success)
     intervention_curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, share of steps)
     env_steps: int = 0
-    updates: int = 0
+    updates: int = 0  # learner updates (in one process; an actor does not count them)
     episodes: int = 0
-    weights_version: int = 0
-    timing: TimingSummary | None = None
+    train_success: float = float("nan")  # success rate of the actor's episodes (an actor's report)
+    weights_version: int = 0  # newest policy weights the actor loaded
+    timing: TimingSummary | None = None  # loop period error and policy inference latency
     wall_s: float = 0.0
 
     @property

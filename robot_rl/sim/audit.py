@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robot_rl.env.random_actions import random_action
 from robot_rl.env.robot_env import RobotEnv
 
 
@@ -72,8 +73,8 @@ def run_policy(env: RobotEnv, policy: Callable[[RobotEnv, np.random.Generator], 
 
 
 def random_policy(env: RobotEnv, rng: np.random.Generator) -> np.ndarray:
-    """Uniform actions: the learning policy at its most clueless."""
-    return rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
+    """Uniform actions (:func:`random_action`) in the audit's ``policy(env, rng)`` form."""
+    return random_action(env.action_space, rng)
 
 
 def adversarial_policy(env: RobotEnv, rng: np.random.Generator) -> np.ndarray:
