@@ -26,8 +26,9 @@ from robot_rl.critics.evaluate import train_critic
 from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.logs import setup_logging
 from robot_rl.report import print_report, steps_to
+from robot_rl.rl.assembly import record_demos
 from robot_rl.rl.rollout import make_policy, rollout
-from robot_rl.rl.train import record_demos, train_in_process
+from robot_rl.rl.train import train_in_process
 from robot_rl.robots import make_env
 from robot_rl.schema import load_config
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from robot_rl.logs import setup_logging
 from robot_rl.report import print_report, steps_to
-from robot_rl.rl.train import TrainReport, train_in_process
+from robot_rl.rl.assembly import TrainReport
+from robot_rl.rl.train import train_in_process
 from robot_rl.schema import load_config
 
 

@@ -33,8 +33,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from robot_rl.logs import setup_logging
 from robot_rl.report import print_report, steps_to
+from robot_rl.rl.assembly import record_demos
 from robot_rl.rl.offline import train_offline
-from robot_rl.rl.train import record_demos, train_in_process
+from robot_rl.rl.train import train_in_process
 from robot_rl.schema import load_config
 
 

@@ -221,8 +221,8 @@ def test_train_gives_up_on_a_learner_past_its_restarts_in_one_line(tmp_path):
 
 
 def test_an_episode_sent_again_after_a_learner_restart_is_stored_once(tmp_path, make_sim_env):
+    from robot_rl.rl.assembly import make_learner
     from robot_rl.rl.records import end_record
-    from robot_rl.rl.train import make_learner
     from robot_rl.schema import load_config
 
     cfg = load_config([*TINY, *EPISODE], name="train")

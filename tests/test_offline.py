@@ -183,7 +183,7 @@ def test_offline_data_errors_are_one_line(tmp_path, demos, capsys):
 
 # ---------------------------------------------------------------------- from offline to online
 def test_train_starts_from_an_offline_checkpoint_with_the_recordings_as_demos(tmp_path, demos, capsys):
-    from robot_rl.rl.train import demo_sources, make_learner, random_steps
+    from robot_rl.rl.assembly import demo_sources, make_learner, random_steps
 
     offline = tmp_path / "offline"
     assert main(["offline", "task=pick_cube", *SMALL, f"data={demos}", "offline.updates=10", "offline.eval_every=0",
@@ -245,7 +245,7 @@ def test_bad_init_checkpoints_are_one_line_errors(tmp_path, capsys):
         other = _agent()  # other cameras and sizes than pick_cube's
         torch.save({"agent": other.state_dict()}, tmp_path / "other.pt")
         cfg = load_config(["task=pick_cube", *SMALL, f"init={tmp_path / 'other.pt'}"], name="train")
-        from robot_rl.rl.train import make_learner
+        from robot_rl.rl.assembly import make_learner
 
         env = make_env(cfg)
         try:

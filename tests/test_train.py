@@ -71,7 +71,7 @@ def _wait_for(predicate, timeout, what):
 
 @pytest.mark.slow
 def test_learner_killed_and_restarted_resumes_and_loses_no_committed_episode(tmp_path):
-    from robot_rl.rl.processes import run_actor
+    from robot_rl.rl.actor_process import run_actor
 
     port, token = _free_port(), "test-token"
     log_path = tmp_path / "learner.log"
@@ -150,7 +150,7 @@ def test_training_with_the_discrete_gripper_critic(tmp_path, capsys):
 
 
 def test_demos_are_recorded_once_and_topped_up(tmp_path):
-    from robot_rl.rl.train import record_demos
+    from robot_rl.rl.assembly import record_demos
 
     cfg = load_config([*TINY, "task=pick_cube"], name="train")
     path = tmp_path / "demos.zarr"

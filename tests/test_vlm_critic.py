@@ -232,7 +232,7 @@ def test_the_learner_takes_episodes_once_the_relabeler_has_rewarded_them(vlm, tm
     from robot_rl.critics.relabel import relabel_episode
     from robot_rl.critics.training import relabeler_for, reward_config
     from robot_rl.data import EpisodeStore
-    from robot_rl.rl.train import make_learner, record_demos
+    from robot_rl.rl.assembly import make_learner, record_demos
     from robot_rl.schema import load_config
 
     cams = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",

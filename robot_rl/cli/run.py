@@ -68,8 +68,7 @@ def _curve_table(curve: list[tuple[int, float]]) -> str:
 
 def cmd_train(overrides: list[str]) -> int:
     """Train on the robot (the simulated arm by default): learner and actor as two processes."""
-    from robot_rl.rl.processes import train_two_processes
-    from robot_rl.rl.train import train_in_process
+    from robot_rl.rl.train import train_in_process, train_two_processes
 
     cfg = load_config(overrides, name="train")
     if cfg.init:
@@ -112,7 +111,7 @@ def cmd_offline(overrides: list[str]) -> int:
 
 def cmd_learner(overrides: list[str]) -> int:
     """Run the learner: serve actors over gRPC, train, publish weights, checkpoint."""
-    from robot_rl.rl.processes import run_learner
+    from robot_rl.rl.learner_process import run_learner
 
     cfg = load_config(overrides, name="train")
     _setup_logging()
@@ -122,7 +121,7 @@ def cmd_learner(overrides: list[str]) -> int:
 
 def cmd_actor(overrides: list[str]) -> int:
     """Run an actor: act on the robot, record locally, stream to the learner at learner.address."""
-    from robot_rl.rl.processes import SUPERVISED_ENV, run_actor, write_report
+    from robot_rl.rl.actor_process import SUPERVISED_ENV, run_actor, write_report
 
     cfg = load_config(overrides, name="train")
     _setup_logging()
@@ -141,8 +140,8 @@ def cmd_eval(overrides: list[str]) -> int:
     """Evaluate a checkpoint (checkpoint=PATH, a file or run folder): per-episode table, optional video."""
     import torch
 
+    from robot_rl.rl.assembly import make_agent
     from robot_rl.rl.rollout import FunctionPolicy, results_table, rollout
-    from robot_rl.rl.train import make_agent
     from robot_rl.robots import make_env
 
     cfg = load_config(overrides, name="train")
@@ -167,8 +166,7 @@ def cmd_eval(overrides: list[str]) -> int:
 
 def cmd_record(overrides: list[str]) -> int:
     """Record teleoperated demonstrations (teleop=keyboard|spacemouse|gamepad|sim_expert) into record=PATH."""
-    from robot_rl.rl.processes import record_teleop
-    from robot_rl.rl.rollout import EpisodeResult, results_table
+    from robot_rl.rl.rollout import EpisodeResult, record_teleop, results_table
 
     cfg = load_config(overrides, name="train")
     path = Path(cfg.record) if cfg.record else _run_dir(cfg, "record") / "demos.zarr"

@@ -246,7 +246,7 @@ def train_offline(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) -> 
     """``cfg.offline.updates`` updates on ``cfg.data``, evaluating in sim every
     ``offline.eval_every`` (and at the end); resumes from run_dir/checkpoint.pt if there is one."""
     from robot_rl.env.factory import spaces_from_config
-    from robot_rl.rl.train import agent_for, config_section, pick_device
+    from robot_rl.rl.assembly import agent_for, config_section, pick_device
 
     started = time.perf_counter()
     ocfg = OfflineConfig(**config_section(cfg.offline, OfflineConfig))
@@ -285,7 +285,7 @@ def _run_updates(cfg: DictConfig, updater: OfflineUpdater, buffer: ReplayBuffer,
     """The updates still to make, on batches from ``buffer``: metrics every ``offline.log_every``,
     an evaluation in sim every ``offline.eval_every`` and at the end, a checkpoint every
     ``offline.checkpoint_every`` and at the end."""
-    from robot_rl.rl.train import evaluate
+    from robot_rl.rl.assembly import evaluate
     from robot_rl.robots import make_env
 
     agent, ocfg = updater.agent, updater.cfg

@@ -1,4 +1,5 @@
-"""Run a policy on the robot for some episodes and report how it did."""
+"""Run a policy on the robot for some episodes and report how it did; record an operator's
+demonstrations (``robot-rl rollout``, ``robot-rl record``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from tqdm import tqdm
 from robot_rl.config import ConfigError
 from robot_rl.env.random_actions import RandomPolicy
 from robot_rl.env.robot_env import RobotEnv
+from robot_rl.intervention.factory import with_operator
 from robot_rl.report import format_table
-from robot_rl.rl.actor import Actor
+from robot_rl.rl.actor import Actor, EpisodeSummary
+from robot_rl.robots import make_env
+from robot_rl.teleop.device import TeleopDevice
 
 
 @dataclass(frozen=True)
@@ -85,3 +89,31 @@ def results_table(results: list[EpisodeResult]) -> str:
     mean_return = np.mean([r.episode_return for r in results]) if results else 0.0
     rows.append(["all", "", f"{mean_steps:.1f}", f"{rate:.0%}", f"{mean_return:.2f}"])
     return format_table(["episode", "seed", "steps", "success", "return"], rows)
+
+
+def record_teleop(cfg: DictConfig, path: Path, env_factory: Callable[[DictConfig], RobotEnv] = make_env,
+                  device: TeleopDevice | None = None) -> list[EpisodeSummary]:
+    """Record ``cfg.episodes`` teleoperated demonstrations (every step the operator's) into the
+    EpisodeStore at ``path`` (appended to, or created), labels included."""
+    from robot_rl.data import EpisodeStore, StoreSpec
+
+    if cfg.teleop.device == "none" and device is None and not cfg.console.enabled:
+        raise ConfigError("invalid value for 'teleop': recording needs an operator: teleop=keyboard, spacemouse, "
+                          "gamepad or sim_expert")
+    env = env_factory(cfg)
+    console = store = None
+    try:
+        acting, console = with_operator(env, cfg, operator_only=True, device=device)
+        store = EpisodeStore.append_or_create(path, StoreSpec.from_spaces(env.observation_space,
+                                                                          env.action_space.shape[0]))
+        hold = FunctionPolicy(lambda obs: np.zeros(env.action_space.shape, np.float32))
+        # a person needs the robot's real pace; the simulated operator does not
+        rate = None if cfg.teleop.device == "sim_expert" else cfg.robot.control_hz
+        actor = Actor(acting, hold, store=store, rate_hz=rate, source="demo", seed=cfg.seed, console=console)
+        return actor.run(max_episodes=cfg.episodes)
+    finally:
+        if store is not None:
+            store.close()
+        if console is not None:
+            console.close()
+        env.close()

@@ -309,7 +309,8 @@ class ActorNode(BridgeNode):
         """The actor's loop, in the main thread while another spins the subscriptions."""
         from pathlib import Path
 
-        from robot_rl.rl.processes import record_teleop, run_actor
+        from robot_rl.rl.actor_process import run_actor
+        from robot_rl.rl.rollout import record_teleop
         from robot_rl.robots import make_env
 
         run_dir = Path(self.param("run_dir"))
