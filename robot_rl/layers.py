@@ -1,5 +1,5 @@
 """Network building blocks: MLPs, image encoders and the DrQ random shift, shared by the
-SAC agent (``robot_rl.rl``) and the learned reward models (``robot_rl.critics``).
+SAC agent (``robot_rl.rl``) and the learned reward models (``robot_rl.rewards``).
 
 In the agent the encoder is shared: the Q-functions train it, the policy reads its features
 detached (DrQ, HIL-SERL), so policy gradients never move it. On a CPU the patchify stem is the default:

@@ -97,3 +97,29 @@ def test_data_check_finds_a_corrupt_chunk(tmp_path, capsys):
 def test_data_on_a_path_that_is_not_a_store(tmp_path, capsys):
     assert main(["data", "info", str(tmp_path)]) == 2
     assert "not an EpisodeStore" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override", ["critic.name=learned_progress", "+critic.path=x.pt"])
+def test_a_renamed_config_key_names_its_new_name(override):
+    with pytest.raises(ConfigError, match=r"'critic\.\w+' was renamed to 'reward_model\.\w+'") as e:
+        load_config([override], name="train")
+    assert "\n" not in str(e.value)
+
+
+def test_a_renamed_config_section_in_a_config_file_is_refused(tmp_path, monkeypatch):
+    import shutil
+
+    from robot_rl.config import config_dir
+
+    tree = tmp_path / "config"
+    shutil.copytree(config_dir(), tree)
+    (tree / "train.yaml").write_text((tree / "train.yaml").read_text().replace("reward_model:", "critic:", 1))
+    monkeypatch.setenv("ROBOT_RL_CONFIG_DIR", str(tree))
+    with pytest.raises(ConfigError, match="'critic' was renamed to 'reward_model'; .* in a config file"):
+        load_config([], name="train")
+
+
+def test_the_renamed_critic_command_names_its_new_name(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["critic", "train", "data=x"])
+    assert str(e.value) == "robot-rl: the 'critic' command was renamed: robot-rl reward-model train data=x"

@@ -143,7 +143,7 @@ def test_train_restarts_a_killed_learner_and_a_rerun_finishes_the_budget(tmp_pat
     assert "resuming at 300 of 350 env steps" in rerun.stdout + rerun.stderr
 
 
-class _Critic:
+class _RewardModel:
     """A reward model double: scoring waits for ``release``, then fails (episodes keep their rewards)."""
 
     name = "double"
@@ -155,7 +155,7 @@ class _Critic:
 
     def score(self, frames, task):
         self.release.wait(10)
-        raise RuntimeError("critic down")
+        raise RuntimeError("reward_model down")
 
 
 def _episode(n=3):
@@ -165,8 +165,8 @@ def _episode(n=3):
 
 @pytest.mark.parametrize("failures", [1, 99])
 def test_the_relabeler_retries_a_failed_delivery_then_keeps_the_episode(failures):
-    from robot_rl.critics.composer import RewardConfig
-    from robot_rl.critics.relabel import Relabeler
+    from robot_rl.rewards.composer import RewardConfig
+    from robot_rl.rewards.relabel import Relabeler
 
     delivered, attempts = [], []
 
@@ -176,9 +176,9 @@ def test_the_relabeler_retries_a_failed_delivery_then_keeps_the_episode(failures
             raise OSError("buffer busy")
         delivered.append(episode)
 
-    critic = _Critic()
-    critic.release.set()
-    relabeler = Relabeler(critic, "t", ["front"], RewardConfig(), deliver=deliver, retry_s=0.001)
+    reward_model = _RewardModel()
+    reward_model.release.set()
+    relabeler = Relabeler(reward_model, "t", ["front"], RewardConfig(), deliver=deliver, retry_s=0.001)
     relabeler.submit(_episode())
     assert relabeler.wait(10)
     relabeler.close()
@@ -187,19 +187,19 @@ def test_the_relabeler_retries_a_failed_delivery_then_keeps_the_episode(failures
 
 
 def test_the_relabeler_never_makes_a_caller_wait():
-    from robot_rl.critics.composer import RewardConfig
-    from robot_rl.critics.relabel import Relabeler
+    from robot_rl.rewards.composer import RewardConfig
+    from robot_rl.rewards.relabel import Relabeler
 
     delivered = []
-    critic = _Critic()  # blocked: the queue fills
-    relabeler = Relabeler(critic, "t", ["front"], RewardConfig(), deliver=lambda e, d: delivered.append(e),
+    reward_model = _RewardModel()  # blocked: the queue fills
+    relabeler = Relabeler(reward_model, "t", ["front"], RewardConfig(), deliver=lambda e, d: delivered.append(e),
                           max_pending=1)
     started = time.monotonic()
     for _ in range(5):
         relabeler.submit(_episode())
-    assert time.monotonic() - started < 1.0  # no submit waited on the critic
+    assert time.monotonic() - started < 1.0  # no submit waited on the reward_model
     assert relabeler.unjudged >= 3 and len(delivered) == relabeler.unjudged  # delivered at once, own rewards
-    critic.release.set()
+    reward_model.release.set()
     assert relabeler.wait(10)
     relabeler.close()
     assert len(delivered) == 5

@@ -149,19 +149,21 @@ def test_offline_trains_checkpoints_evaluates_and_resumes(tmp_path, demos, capsy
     assert logged == [5, 10, 15, 20, 25, 30]
 
 
-def test_offline_rewards_can_come_from_a_critic(tmp_path, demos):
-    assert main(["critic", "train", "task=pick_cube", *CAMERAS, "critic.name=learned_progress", "critic.epochs=1",
+def test_offline_rewards_can_come_from_a_reward_model(tmp_path, demos):
+    assert main(["reward-model", "train", "task=pick_cube", *CAMERAS, "reward_model.name=learned_progress",
+                 "reward_model.epochs=1",
                  f"data={demos}", f"out={tmp_path / 'progress.pt'}", f"run_dir={tmp_path / 'c'}",
                  "logging.progress_bar=false"]) == 0
     base = ["task=pick_cube", *SMALL, f"data={demos}"]
     spec = StoreSpec.from_spaces(*spaces_from_config(load_config(base, name="train")))
     stored, _ = load_offline_buffer(load_config(base, name="train"), spec)
-    relabeled, _ = load_offline_buffer(load_config([*base, "critic.name=learned_progress",
-                                                    f"critic.path={tmp_path / 'progress.pt'}"], name="train"), spec)
+    relabeled, _ = load_offline_buffer(load_config([*base, "reward_model.name=learned_progress",
+                                                    f"reward_model.path={tmp_path / 'progress.pt'}"], name="train"),
+                                       spec)
     rng = np.random.default_rng(0)
     a, b = stored.sample(200, rng), relabeled.sample(200, np.random.default_rng(0))
     assert set(np.unique(a["reward"])) <= {0.0, 1.0}  # the sim's sparse rewards
-    assert not set(np.unique(b["reward"])) <= {0.0, 1.0}  # shaped by the critic's progress
+    assert not set(np.unique(b["reward"])) <= {0.0, 1.0}  # shaped by the reward model's progress
     np.testing.assert_allclose(a[MC_RETURN][a["terminated"]], 1.0)
     with EpisodeStore.open(demos) as store:  # the return lives in the buffer; the store is untouched
         assert MC_RETURN not in store.spec.steps

@@ -1,5 +1,5 @@
 """The package imports as robot_rl.drivers / robot_rl.calibration and finds its config and
-launch data whichever way it was installed (DESIGN.md, "Package layout")."""
+launch data whichever way it was installed."""
 
 import subprocess
 import sys

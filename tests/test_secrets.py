@@ -42,7 +42,7 @@ def test_redact_blanks_every_secret_that_is_set_at_any_depth():
     cfg = {
         "learner": {"token": "t0k", "address": "gpu:50051", "tls": {"cert": "c.pem", "key": "k.pem", "ca": None}},
         "console": {"token": None, "host": "0.0.0.0", "port": 8080},
-        "critic": {"api_key_env": "VLM_KEY", "base_url": "https://x/v1"},
+        "reward_model": {"api_key_env": "VLM_KEY", "base_url": "https://x/v1"},
         "db": {"Password": "hunter2", "user": "me", "nested": [{"client_secret": "s"}, {"name": "ok"}]},
         "wandb_apikey": "", "private_key_path": "/k", "credentials": {"user": "u", "pass": "p"}, "tokens": {},
         "seed": 3, "lists": [1, 2],
@@ -53,7 +53,7 @@ def test_redact_blanks_every_secret_that_is_set_at_any_depth():
     assert out["learner"] == {"token": REDACTED, "address": "gpu:50051",
                               "tls": {"cert": "c.pem", "key": REDACTED, "ca": None}}
     assert out["console"]["token"] is None and out["console"]["host"] == "0.0.0.0"  # unset stays unset
-    assert out["critic"] == {"api_key_env": REDACTED, "base_url": "https://x/v1"}
+    assert out["reward-model"] == {"api_key_env": REDACTED, "base_url": "https://x/v1"}
     assert out["db"] == {"Password": REDACTED, "user": "me", "nested": [{"client_secret": REDACTED}, {"name": "ok"}]}
     assert out["wandb_apikey"] == "" and out["tokens"] == {}
     assert out["private_key_path"] == REDACTED and out["credentials"] == REDACTED  # a whole section
@@ -65,7 +65,7 @@ def test_redact_takes_an_omegaconf_config_and_names_secrets_by_their_dotted_key(
                             "a": {"key": "not a tls key"}})
     assert redact(cfg) == {"learner": {"token": REDACTED, "tls": {"key": REDACTED}}, "a": {"key": "not a tls key"}}
     assert is_secret("learner.token") and is_secret("learner.tls.key") and is_secret("console.token")
-    assert is_secret("critic.api_key_env") and is_secret("x.API-KEY")
+    assert is_secret("reward_model.api_key_env") and is_secret("x.API-KEY")
     assert not is_secret("learner.tls.cert") and not is_secret("learner.tls.ca") and not is_secret("a.key")
     assert not is_secret("learner.address") and not is_secret("")
 

@@ -13,11 +13,11 @@ from robot_rl.cli.data import cmd_data
 from robot_rl.cli.run import (
     cmd_actor,
     cmd_calibrate,
-    cmd_critic,
     cmd_eval,
     cmd_learner,
     cmd_offline,
     cmd_record,
+    cmd_reward_model,
     cmd_rollout,
     cmd_train,
 )
@@ -50,13 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
                            "ee_pose=T joint_states=T command=T; export-bag: episode=N out=BAG storage=mcap; "
                            "import-lerobot: out=STORE source=demo; export-lerobot: out=DIR fps=10 task=TEXT; and "
                            "config overrides (robot=, cameras=, task=)")
-    critic = sub.add_parser("critic", help=cmd_critic.__doc__.splitlines()[0], description=cmd_critic.__doc__,
-                            epilog="example: robot-rl critic train critic.name=learned_progress task=pick_cube "
-                                   "data=runs/demos.zarr out=progress.pt; robot-rl critic eval "
-                                   "critic.name=learned_progress critic.path=progress.pt data=runs/held_out.zarr")
-    critic.add_argument("action", choices=["train", "eval"])
-    critic.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
-    critic.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (critic.*, data, out)")
+    reward_model = sub.add_parser("reward-model", help=cmd_reward_model.__doc__.splitlines()[0],
+                                  description=cmd_reward_model.__doc__,
+                                  epilog="example: robot-rl reward-model train reward_model.name=learned_progress "
+                                         "task=pick_cube data=runs/demos.zarr out=progress.pt; "
+                                         "robot-rl reward-model eval reward_model.name=learned_progress "
+                                         "reward_model.path=progress.pt "
+                                         "data=runs/held_out.zarr")
+    reward_model.add_argument("action", choices=["train", "eval"])
+    reward_model.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    reward_model.add_argument("overrides", nargs="*", metavar="key=value",
+                              help="config overrides (reward_model.*, data, out)")
     calibrate = sub.add_parser("calibrate", help=cmd_calibrate.__doc__.splitlines()[0],
                                description=cmd_calibrate.__doc__ + " Options: see config/calibrate.yaml.",
                                epilog="example: robot-rl calibrate handeye calibrate.rig=lab1 calibrate.source=files "
@@ -66,10 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RENAMED_COMMANDS = {"critic": "reward-model"}  # old → new (issue 17: "critic" is SAC's Q-function)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in RENAMED_COMMANDS:
+        sys.exit(f"robot-rl: the '{argv[0]}' command was renamed: robot-rl {RENAMED_COMMANDS[argv[0]]} "
+                 f"{' '.join(argv[1:])}".rstrip())
     # argparse cannot take an option between a subcommand's positional lists: read --json anywhere
-    as_json = argv[:1] == ["critic"] and "--json" in argv
+    as_json = argv[:1] == ["reward-model"] and "--json" in argv
     args = build_parser().parse_args([a for a in argv if not (as_json and a == "--json")])
     if as_json:
         args.json = True
@@ -81,8 +91,8 @@ def run_command(args: argparse.Namespace) -> int:
         return cmd_data(args)
     if args.command == "calibrate":
         return cmd_calibrate(args)
-    if args.command == "critic":
-        return cmd_critic(args)
+    if args.command == "reward-model":
+        return cmd_reward_model(args)
     return COMMANDS[args.command](args.overrides)
 
 

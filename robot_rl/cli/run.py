@@ -1,5 +1,5 @@
 """The ``robot-rl`` commands that run from a config (``key=value`` overrides): rollout, record,
-train, offline, learner, actor, eval, critic and calibrate. Each writes its redacted config
+train, offline, learner, actor, eval, reward-model and calibrate. Each writes its redacted config
 into its run folder, where it has one."""
 
 from __future__ import annotations
@@ -177,20 +177,21 @@ def cmd_record(overrides: list[str]) -> int:
     return 0
 
 
-def cmd_critic(args: argparse.Namespace) -> int:
-    """Train a critic on recordings, or judge one on them (VOC, F1, AUROC, latency; a PNG of curves)."""
-    from robot_rl.critics.evaluate import evaluate_critic, train_critic
+def cmd_reward_model(args: argparse.Namespace) -> int:
+    """Train a reward model on recordings, or judge one on them (VOC, F1, AUROC, latency; a PNG of curves)."""
     from robot_rl.report import print_report
+    from robot_rl.rewards.evaluate import evaluate_reward_model, train_reward_model
 
     cfg = load_config(args.overrides, name="train")
-    run_dir = _run_dir(cfg, f"critic_{args.action}")
+    run_dir = _run_dir(cfg, f"reward_model_{args.action}")
     if args.action == "train":
-        path, summary = train_critic(cfg, run_dir)
-        print_report(f"critic train: {cfg.critic.name} on {cfg.data} → {path}", ["figure", "value"],
+        path, summary = train_reward_model(cfg, run_dir)
+        print_report(f"reward-model train: {cfg.reward_model.name} on {cfg.data} → {path}", ["figure", "value"],
                      [[k, v] for k, v in summary.items()], summary, args.json)
         return 0
-    rows, summary = evaluate_critic(cfg, run_dir / "progress_curves.png")
-    print_report(f"critic eval: {cfg.critic.name} ({cfg.critic.path}) on {cfg.data}; curves: {summary['png']}",
+    rows, summary = evaluate_reward_model(cfg, run_dir / "progress_curves.png")
+    print_report(f"reward-model eval: {cfg.reward_model.name} ({cfg.reward_model.path}) on {cfg.data}; "
+                 f"curves: {summary['png']}",
                  ["figure", "value"], rows, summary, args.json)
     return 0
 

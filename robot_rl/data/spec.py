@@ -50,7 +50,7 @@ class KeySpec:
 
 
 def default_step_keys(action_dim: int, extra_keys: Iterable[str] = ()) -> dict[str, KeySpec]:
-    """The per-step keys of a robot episode; ``extra_keys`` are float32 scalars (critic outputs)."""
+    """The per-step keys of a robot episode; ``extra_keys`` are float32 scalars (reward model outputs)."""
     keys = {
         "action": KeySpec((action_dim,), "float32"),
         "policy_action": KeySpec((action_dim,), "float32"),

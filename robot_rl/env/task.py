@@ -10,7 +10,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TaskStatus:
-    """Ground truth where the backend knows it (sim); on hardware, labels and critics fill it."""
+    """Ground truth where the backend knows it (sim); on hardware, labels and reward models fill it."""
 
     success: bool
     progress: float  # in [0, 1]; 1 exactly when the task is solved
@@ -30,7 +30,7 @@ class Task(ABC):
 class LabeledTask(Task):
     """A task on hardware, where the env sees no ground truth: success comes from the
     operator's label (the InterventionWrapper turns it into the success reward), and
-    progress stays 0 until a critic (or a person) says otherwise."""
+    progress stays 0 until a reward model (or a person) says otherwise."""
 
     def __init__(self, name: str):
         self.name = name

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from robot_rl.critics.training import with_critic
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.files import atomic_write_text
 from robot_rl.intervention.factory import with_operator
+from robot_rl.rewards.training import with_reward_model
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.agent import SACAgent
 from robot_rl.rl.assembly import Progress, RandomWarmup, TrainReport, evaluate, make_agent, random_steps
@@ -99,7 +99,7 @@ class ActorEnvs:
     def build(cls, cfg: DictConfig, env_factory: Callable[[DictConfig], RobotEnv],
               device: TeleopDevice | None) -> ActorEnvs:
         simulated = cfg.robot.backend == "sim"
-        env = with_critic(env_factory(cfg), cfg)
+        env = with_reward_model(env_factory(cfg), cfg)
         eval_env = env_factory(cfg) if simulated and cfg.train.eval_every > 0 else None
         acting, console = with_operator(env, cfg, device=device)
         return cls(env, acting, console, eval_env, simulated)

@@ -17,10 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from robot_rl.config import data_paths
-from robot_rl.critics.training import with_critic
 from robot_rl.data import EpisodeStore, StoreSpec
 from robot_rl.env.random_actions import RandomPolicy
 from robot_rl.env.robot_env import RobotEnv
+from robot_rl.rewards.training import with_reward_model
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.agent import SACAgent
 from robot_rl.rl.learner import Learner
@@ -79,7 +79,7 @@ def record_demos(cfg: DictConfig, path: Path, episodes: int) -> Path:
     from robot_rl.rl.rollout import FunctionPolicy
     from robot_rl.sim.expert import ScriptedExpert
 
-    env = with_critic(make_env(cfg), cfg)  # the demos' rewards are those learning will see
+    env = with_reward_model(make_env(cfg), cfg)  # the demos' rewards are those learning will see
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
     store = EpisodeStore.append_or_create(path, spec)
     try:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_rl.critics.relabel import Relabeler
 from robot_rl.data import EpisodeStore, MixtureSampler, ReplayBuffer, StoreSpec
 from robot_rl.data.sampling import BatchPrefetcher
 from robot_rl.data.spec import KeySpec
+from robot_rl.rewards.relabel import Relabeler
 from robot_rl.rl.agent import DEMO_KEY, SACAgent
 from robot_rl.rl.checkpoints import CHECKPOINT, checkpoint_file, load_agent_state, load_checkpoint, save_checkpoint
 from robot_rl.rl.records import STEP, AssembledEpisode, EpisodeAssembler, check_record
@@ -41,7 +41,7 @@ class Learner:
                  log_metrics: Callable[[Mapping[str, object], int], None] | None = None,
                  relabeler: Relabeler | None = None, init: str | Path | None = None):
         self.agent, self.spec, self.cfg = agent, spec, cfg
-        self.relabeler = relabeler  # a slow critic's: episodes reach the buffers once it has judged them
+        self.relabeler = relabeler  # a slow reward model's: episodes reach the buffers once it has judged them
         if relabeler is not None:
             relabeler.deliver = self._add_now
         self.run_dir = None if run_dir is None else Path(run_dir)

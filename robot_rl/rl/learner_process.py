@@ -19,8 +19,8 @@ import numpy as np
 from omegaconf import DictConfig
 
 from robot_rl.config import ConfigError
-from robot_rl.critics.training import relabeler_for
 from robot_rl.env.factory import spaces_from_config
+from robot_rl.rewards.training import relabeler_for
 from robot_rl.rl.assembly import agent_for, config_section, demo_sources, pick_device
 from robot_rl.rl.learner import Learner
 from robot_rl.rl.run_log import WandbLog

@@ -19,7 +19,7 @@ checkpoint is a starting point for ``robot-rl train init=...`` as it is:
   an expert's; on expert demos it only pulled the actor off them (30 % against 90 % after
   500 updates at 0.1), so it is 0 by default.
 
-Rewards are the recorded ones, or any critic's (``critic.name``), recomputed as the episodes
+Rewards are the recorded ones, or any reward model's (``reward_model.name``), recomputed as the episodes
 load. Metrics go to run_dir/metrics.jsonl and wandb; checkpoints are atomic and a run given
 the same ``run_dir`` resumes from its last one.
 """
@@ -189,16 +189,16 @@ class OfflineUpdater:
 # ---------------------------------------------------------------------- data
 def load_offline_buffer(cfg: DictConfig, spec: StoreSpec) -> tuple[ReplayBuffer, dict[str, Any]]:
     """Every complete episode of the stores in ``cfg.data`` in one buffer, with its return-to-go;
-    rewards relabeled by ``cfg.critic`` unless it is ``env``."""
-    from robot_rl.critics.relabel import relabel_episode
-    from robot_rl.critics.training import reward_config
+    rewards relabeled by ``cfg.reward_model`` unless it is ``env``."""
+    from robot_rl.rewards.relabel import relabel_episode
+    from robot_rl.rewards.training import reward_config
 
     relabel = None
-    if cfg.critic.name != "env":
-        from robot_rl.critics.factory import make_critic
+    if cfg.reward_model.name != "env":
+        from robot_rl.rewards.factory import make_reward_model
 
-        critic, rewards, task = make_critic(cfg), reward_config(cfg), cfg.task.name
-        relabel = lambda episode: relabel_episode(episode, critic, task, list(cfg.cameras), rewards)  # noqa: E731
+        reward_model, rewards, task = make_reward_model(cfg), reward_config(cfg), cfg.task.name
+        relabel = lambda episode: relabel_episode(episode, reward_model, task, list(cfg.cameras), rewards)  # noqa: E731
     stores = [EpisodeStore.open(path, mode="r") for path in data_paths(cfg)]
     try:
         for store in stores:

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from robot_rl.critics.training import relabeler_for, with_critic
 from robot_rl.env.robot_env import RobotEnv
 from robot_rl.intervention.factory import CONSOLE_TOKEN_ENV, with_operator
+from robot_rl.rewards.training import relabeler_for, with_reward_model
 from robot_rl.rl.actor import Actor
 from robot_rl.rl.actor_process import SUPERVISED_ENV, read_report, report_file
 from robot_rl.rl.assembly import (
@@ -44,7 +44,7 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
         torch.set_num_threads(cfg.train.threads)
     if cfg.train.demos:
         record_demos(cfg, run_dir / DEMO_STORE, cfg.train.demos)
-    env, eval_env = with_critic(make_env(cfg), cfg), make_env(cfg)
+    env, eval_env = with_reward_model(make_env(cfg), cfg), make_env(cfg)
     acting_env, console = with_operator(env, cfg)
     wandb_log = WandbLog(cfg, run_dir, "train")
     learner = make_learner(cfg, env, run_dir / "learner", demo_sources(cfg, run_dir), log_metrics=wandb_log.log,

@@ -1,3 +1,4 @@
-"""ROS 2 adapters: message conversions (ROS-free, tested against the real message
-definitions that rosbags ships) and thin rclpy nodes. Nothing outside this package
-imports ROS (DESIGN.md, "ROS 2 without ROS on the build machines")."""
+"""ROS 2 adapters: thin rclpy nodes, the ROS-free bridges between topics and our types,
+the topic backend and launch helpers. The message conversions themselves live in
+``robot_rl.messages`` (ROS-free, shared with the bag tools). Nothing outside this package
+imports ROS (docs/architecture.md, the layers table)."""

@@ -15,11 +15,13 @@ from robot_rl.schema.robot import Config, validate_robot
 from robot_rl.schema.training import TrainConfig, validate_training
 
 SCHEMAS = {"config": Config, "train": TrainConfig, "calibrate": CalibrateConfig}
+#: old section → new: refused with the new name ("critic" now means only SAC's Q-functions)
+RENAMED = {"critic": "reward_model"}
 
 
 def load_config(overrides: list[str] | tuple[str, ...] = (), name: str = "config") -> DictConfig:
     """Compose ``<name>.yaml`` with ``overrides`` and validate it; raises :class:`ConfigError`."""
-    cfg = compose(name, overrides, SCHEMAS[name])
+    cfg = compose(name, overrides, SCHEMAS[name], RENAMED)
     validate(cfg)
     return cfg
 

@@ -1,4 +1,4 @@
-"""The config tree's learning side: agent, learner, train, critic (the reward), offline.
+"""The config tree's learning side: agent, learner, train, reward_model, offline.
 
 Plain dataclasses, free of torch, so the config schema and the learning code share one
 definition (``robot_rl.rl`` builds its agent and learner from them).
@@ -155,17 +155,17 @@ class TrainSection:
 
 
 @dataclass
-class CriticSection:
-    """What rewards learning: the env itself, or a trained critic (robot_rl/critics)."""
+class RewardModelSection:
+    """What rewards learning: the env itself, or a trained reward model (robot_rl/rewards)."""
 
     name: str = "env"  # env | learned_progress | classifier
-    path: str | None = None  # the trained critic's file (robot-rl critic train)
+    path: str | None = None  # the trained reward model's file (robot-rl reward-model train)
     shaping: float = 1.0  # λ of the potential-based progress shaping; 0: success reward alone
     success_reward: float = 1.0
     threshold: float = 0.5  # success_prob from which a frame counts as done
     confirm: int = 2  # consecutive done frames that declare success and end the episode
-    success_frames: int = 3  # critic train, classifier: the last frames of a successful episode are positives
-    epochs: int = 30  # critic train
+    success_frames: int = 3  # reward-model train, classifier: the last frames of a successful episode are positives
+    epochs: int = 30  # reward-model train
     # embedding: a CLIP/SigLIP model (VLM-RMs)
     model_path: str | None = None  # a local folder, or a name in the local model cache
     goal: str = "{task}, done"  # the goal text ({task}: the task's name, underscores as spaces)
@@ -192,15 +192,15 @@ class TrainConfig(Config):
     agent: AgentConfig = field(default_factory=AgentConfig)
     learner: LearnerSection = field(default_factory=LearnerSection)
     train: TrainSection = field(default_factory=TrainSection)
-    critic: CriticSection = field(default_factory=CriticSection)
+    reward_model: RewardModelSection = field(default_factory=RewardModelSection)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
-    data: str | None = None  # offline, train, critic train / eval: EpisodeStore(s), comma-separated
+    data: str | None = None  # offline, train, reward-model train / eval: EpisodeStore(s), comma-separated
     init: str | None = None  # train: start from this checkpoint (e.g. robot-rl offline's)
-    out: str | None = None  # critic train: where the trained critic goes
+    out: str | None = None  # reward-model train: where the trained reward model goes
 
 
 def validate_training(cfg: DictConfig) -> None:
-    """Checks that types alone cannot express: agent, critic (the reward), learner, train."""
+    """Checks that types alone cannot express: agent, reward_model, learner, train."""
     need = partial(require, cfg)
 
     need(cfg.agent.encoder in ("patchify", "drq", "resnet"), "agent.encoder", "must be patchify, drq or resnet")
@@ -213,11 +213,12 @@ def validate_training(cfg: DictConfig) -> None:
     need(0 < cfg.agent.tau <= 1, "agent.tau", "must be in (0, 1]")
     need(cfg.agent.init_temperature > 0, "agent.init_temperature", "must be > 0")
     need(cfg.agent.augmentation_pad >= 0, "agent.augmentation_pad", "must be >= 0")
-    need(cfg.critic.name in ("env", "learned_progress", "classifier", "embedding", "vlm_progress"), "critic.name",
+    need(cfg.reward_model.name in ("env", "learned_progress", "classifier", "embedding", "vlm_progress"),
+         "reward_model.name",
          "must be env, learned_progress, classifier, embedding or vlm_progress")
-    need(cfg.critic.confirm >= 1, "critic.confirm", "must be >= 1")
-    need(cfg.critic.success_frames >= 1, "critic.success_frames", "must be >= 1")
-    need(0 < cfg.critic.threshold < 1, "critic.threshold", "must be in (0, 1)")
+    need(cfg.reward_model.confirm >= 1, "reward_model.confirm", "must be >= 1")
+    need(cfg.reward_model.success_frames >= 1, "reward_model.success_frames", "must be >= 1")
+    need(0 < cfg.reward_model.threshold < 1, "reward_model.threshold", "must be in (0, 1)")
     need(cfg.learner.batch_size >= 1, "learner.batch_size", "must be >= 1")
     need(0 <= cfg.learner.demo_ratio <= 1, "learner.demo_ratio", "must be in [0, 1]")
     need(cfg.learner.utd_ratio > 0, "learner.utd_ratio", "must be > 0")

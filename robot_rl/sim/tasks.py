@@ -1,7 +1,7 @@
 """The simulated tasks: randomised layouts, ground-truth success and progress.
 
 Progress is a privileged, monotone-by-design measure of how far an episode has got (the
-staged distances below). It exists to score reward critics against, not to train on.
+staged distances below). It exists to score reward models against, not to train on.
 """
 
 from __future__ import annotations

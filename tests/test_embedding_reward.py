@@ -1,4 +1,4 @@
-"""The embedding critic (VLM-RMs) on a tiny randomly initialised CLIP saved to a local folder:
+"""The embedding reward model (VLM-RMs) on a tiny randomly initialised CLIP saved to a local folder:
 the reward formula, loading only from local files, and clear errors."""
 
 from __future__ import annotations
@@ -41,18 +41,19 @@ def frames(n=6, seed=0):
     return {"front": np.random.default_rng(seed).integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)}
 
 
-def critic_config(path, *more):
-    return load_config(["task=pick_cube", "cameras=sim64", "critic.name=embedding", f"critic.model_path={path}",
-                        "critic.camera=front", *more], name="train")
+def reward_model_config(path, *more):
+    return load_config(["task=pick_cube", "cameras=sim64", "reward_model.name=embedding",
+                        f"reward_model.model_path={path}",
+                        "reward_model.camera=front", *more], name="train")
 
 
 def test_the_reward_is_one_minus_half_the_projected_distance_to_the_goal(tiny_clip):
-    from robot_rl.critics.embedding import EmbeddingCritic, _embedding, load_local
-    from robot_rl.critics.factory import make_critic
+    from robot_rl.rewards.embedding import EmbeddingReward, _embedding, load_local
+    from robot_rl.rewards.factory import make_reward_model
 
-    critic = make_critic(critic_config(tiny_clip, "critic.alpha=0.5"))
-    assert isinstance(critic, EmbeddingCritic) and critic.inline
-    out = critic.score(frames(), "pick_cube")
+    reward_model = make_reward_model(reward_model_config(tiny_clip, "reward_model.alpha=0.5"))
+    assert isinstance(reward_model, EmbeddingReward) and reward_model.inline
+    out = reward_model.score(frames(), "pick_cube")
     model, processor = load_local(str(tiny_clip))
     with torch.no_grad():
         text = processor(text=["pick cube, done", "a robot arm"], return_tensors="pt", padding=True)
@@ -65,19 +66,19 @@ def test_the_reward_is_one_minus_half_the_projected_distance_to_the_goal(tiny_cl
     np.testing.assert_allclose(out.progress, reward.clamp(0, 1).numpy(), atol=1e-5)
     assert out.valid.all() and ((out.success_prob > 0.5) == (reward.numpy() > 0.9)).all()
     # α = 1: only the baseline→goal direction counts, so an image on the goal's side scores higher
-    only_direction = EmbeddingCritic(model, processor, "front", alpha=1.0).score(frames(), "pick_cube")
+    only_direction = EmbeddingReward(model, processor, "front", alpha=1.0).score(frames(), "pick_cube")
     along = ((x - g) @ d).numpy()
     np.testing.assert_allclose(only_direction.progress, np.clip(1 - 0.5 * along ** 2, 0, 1), atol=1e-5)
 
 
 def test_the_model_comes_only_from_local_files(tiny_clip, tmp_path):
-    from robot_rl.critics.factory import make_critic
+    from robot_rl.rewards.factory import make_reward_model
 
     with pytest.raises(ConfigError, match=r"no model .* local folder or the local model cache"):
-        make_critic(critic_config(tmp_path / "nothing-here"))
+        make_reward_model(reward_model_config(tmp_path / "nothing-here"))
     with pytest.raises(ConfigError, match="no model 'org/not-cached'"):
-        make_critic(critic_config("org/not-cached"))
+        make_reward_model(reward_model_config("org/not-cached"))
     with pytest.raises(ConfigError, match="needs a CLIP/SigLIP model"):
-        make_critic(load_config(["critic.name=embedding"], name="train"))
+        make_reward_model(load_config(["reward_model.name=embedding"], name="train"))
     with pytest.raises(ConfigError, match="no camera 'top'"):
-        make_critic(critic_config(tiny_clip, "critic.camera=top"))
+        make_reward_model(reward_model_config(tiny_clip, "reward_model.camera=top"))

@@ -1,8 +1,8 @@
-"""The asynchronous relabeler: a critic too slow for the actor (a large VLM, 0.3–3 s a call)
+"""The asynchronous relabeler: a reward model too slow for the actor (a large VLM, 0.3–3 s a call)
 scores whole episodes in a background thread; each episode reaches the replay buffers with
-its rewards recomposed from the critic's judgement, and cut where the critic declared
+its rewards recomposed from the reward model's judgement, and cut where the reward model declared
 success. The learner keeps training on what it has meanwhile; the actor never waits for the
-critic, and no caller of :meth:`Relabeler.submit` waits either: past ``max_pending`` queued
+reward model, and no caller of :meth:`Relabeler.submit` waits either: past ``max_pending`` queued
 episodes, an episode goes to the buffers with its own rewards at once. Nothing is dropped.
 """
 
@@ -17,20 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from robot_rl.critics.base import Critic
-from robot_rl.critics.composer import RewardConfig, compose_rewards
+from robot_rl.rewards.base import RewardModel
+from robot_rl.rewards.composer import RewardConfig, compose_rewards
 
-log = logging.getLogger("robot_rl.critics.relabel")
+log = logging.getLogger("robot_rl.rewards.relabel")
 
 Episode = Mapping[str, Any]  # as EpisodeStore.load_episode returns one
 
 
-def relabel_episode(episode: Episode, critic: Critic, task: str, cameras: Sequence[str],
+def relabel_episode(episode: Episode, reward_model: RewardModel, task: str, cameras: Sequence[str],
                     config: RewardConfig) -> dict[str, Any]:
-    """``episode`` with rewards from ``critic``; it ends where the critic declares success
+    """``episode`` with rewards from ``reward model``; it ends where the reward model declares success
     (``terminated`` there). Its own terminal step (the sim's success, an operator's label)
-    stays a success, paid as one, whatever the critic says; a time limit stays a truncation."""
-    out = critic.score({name: np.asarray(episode["obs"][name]) for name in cameras}, task)
+    stays a success, paid as one, whatever the reward model says; a time limit stays a truncation."""
+    out = reward_model.score({name: np.asarray(episode["obs"][name]) for name in cameras}, task)
     composed = compose_rewards(out, config, succeeded=np.asarray(episode["terminated"], dtype=bool))
     n = len(composed.rewards)
     relabeled: dict[str, Any] = {k: np.asarray(v)[:n] for k, v in episode.items() if k != "obs"}
@@ -45,17 +45,17 @@ def relabel_episode(episode: Episode, critic: Critic, task: str, cameras: Sequen
 class Relabeler:
     """One background thread. :meth:`submit` never waits: while ``max_pending`` episodes are
     queued, a new one is delivered at once with its own rewards (counted in ``unjudged``). An
-    episode the critic fails on is delivered with its own rewards (``failures``); a delivery
+    episode the reward model fails on is delivered with its own rewards (``failures``); a delivery
     that fails is retried, then the episode is delivered with its own rewards (``kept_own``),
     and only if that fails too is it counted in ``undelivered`` (the learner's replay store
     still holds it). Nothing is dropped silently."""
 
     RETRIES = 3
 
-    def __init__(self, critic: Critic, task: str, cameras: Sequence[str], config: RewardConfig,
+    def __init__(self, reward_model: RewardModel, task: str, cameras: Sequence[str], config: RewardConfig,
                  deliver: Callable[[dict[str, Any], bool], None] | None = None, max_pending: int = 1000,
                  retry_s: float = 0.1):
-        self.critic, self.task, self.cameras, self.config = critic, task, list(cameras), config
+        self.reward_model, self.task, self.cameras, self.config = reward_model, task, list(cameras), config
         self.deliver = deliver  # (episode, demo): set by the learner
         self.retry_s = retry_s
         self._queue: queue.Queue[tuple[Episode, bool] | None] = queue.Queue(maxsize=max_pending)
@@ -67,7 +67,7 @@ class Relabeler:
         self._thread.start()
 
     def submit(self, episode: Episode, demo: bool = False) -> None:
-        """Queue ``episode`` for the critic; when the queue is full, deliver it now as it is."""
+        """Queue ``episode`` for the reward model; when the queue is full, deliver it now as it is."""
         try:
             self._idle.clear()
             self._queue.put_nowait((episode, demo))
@@ -75,7 +75,7 @@ class Relabeler:
             self.unjudged += 1
             if self.unjudged == 1 or self.unjudged % 100 == 0:
                 log.warning("relabeler: %d episodes queued for %s; %d episodes so far went to the buffers with "
-                            "their own rewards", self._queue.qsize(), self.critic.name, self.unjudged)
+                            "their own rewards", self._queue.qsize(), self.reward_model.name, self.unjudged)
             self._deliver(dict(episode), dict(episode), demo)
             if self._queue.empty():
                 self._idle.set()
@@ -94,12 +94,13 @@ class Relabeler:
                 continue
             original, demo = item
             try:
-                episode = relabel_episode(original, self.critic, self.task, self.cameras, self.config)
+                episode = relabel_episode(original, self.reward_model, self.task, self.cameras, self.config)
                 self.relabeled += 1
-            except Exception as e:  # a critic that failed must not stop learning: keep the episode as it was
+            except Exception as e:  # a reward model that failed must not stop learning: keep the episode as it was
                 self.failures += 1
                 episode = original
-                log.error("relabeler: %s failed on an episode (%s: %s); keeping its own rewards", self.critic.name,
+                log.error("relabeler: %s failed on an episode (%s: %s); keeping its own rewards",
+                          self.reward_model.name,
                           type(e).__name__, e)
             if not self._closing:
                 self._deliver(dict(episode), dict(original), demo)

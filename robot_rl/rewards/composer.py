@@ -1,6 +1,6 @@
-"""From critic outputs to RL rewards without changing the optimal policy.
+"""From reward model outputs to RL rewards without changing the optimal policy.
 
-r = r_success + λ (γ Φ(s′) − Φ(s)), with Φ the critic's progress: potential-based shaping
+r = r_success + λ (γ Φ(s′) − Φ(s)), with Φ the reward model's progress: potential-based shaping
 (Ng et al., 1999) adds a term whose sum along any path telescopes, so the optimal policy
 under the shaped reward is the optimal policy under the success reward alone. Success is
 declared after ``confirm`` consecutive frames above the threshold, which keeps a single
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_rl.critics.base import CriticOutput
+from robot_rl.rewards.base import RewardOutput
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class RewardConfig:
 
 
 class RewardComposer:
-    """The composer step by step, as an inline critic feeds it: :meth:`reset` with the first
+    """The composer step by step, as an inline reward model feeds it: :meth:`reset` with the first
     frame's judgement, then :meth:`step` with each new frame's."""
 
     def __init__(self, config: RewardConfig = RewardConfig()):
@@ -39,7 +39,7 @@ class RewardComposer:
 
     def step(self, progress: float, success_prob: float, valid: bool = True,
              succeeded: bool = False) -> tuple[float, bool]:
-        """(reward, terminated) of the step that led to this frame. A frame the critic could
+        """(reward, terminated) of the step that led to this frame. A frame the reward model could
         not judge keeps the last potential and does not count towards success; ``succeeded``:
         the episode is known to have ended in success here (the sim, an operator's label)."""
         c = self.config
@@ -58,11 +58,11 @@ class ComposedRewards:
     terminated: np.ndarray  # (T,) bool: success declared at this step (and the episode ends there)
 
 
-def compose_rewards(output: CriticOutput, config: RewardConfig = RewardConfig(),
+def compose_rewards(output: RewardOutput, config: RewardConfig = RewardConfig(),
                     succeeded: np.ndarray | None = None) -> ComposedRewards:
     """Rewards for an episode of T + 1 frames (the first observation, then one per step), cut
     at the step where success is declared: the episode ends there. ``succeeded`` (T,) marks
-    steps known to end in success, which count as declared whatever the critic says."""
+    steps known to end in success, which count as declared whatever the reward model says."""
     if len(output.progress) < 2:
         raise ValueError("an episode needs at least two frames (a first observation and one step)")
     composer = RewardComposer(config)

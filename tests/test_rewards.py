@@ -1,4 +1,4 @@
-"""Critics: the metrics they are judged by, the reward composer, and the learned critics on
+"""Reward models: the metrics they are judged by, the reward composer, and the learned reward models on
 tiny synthetic episodes (a scene that brightens as the task progresses)."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from robot_rl.critics.base import CriticOutput
-from robot_rl.critics.composer import RewardConfig, compose_rewards
-from robot_rl.critics.learned import FitConfig, LearnedProgress, SuccessClassifier, load_frame_critic
-from robot_rl.critics.metrics import auroc, best_threshold, kendall_tau, success_scores, voc
+from robot_rl.rewards.base import RewardOutput
+from robot_rl.rewards.composer import RewardConfig, compose_rewards
+from robot_rl.rewards.learned import FitConfig, LearnedProgress, SuccessClassifier, load_frame_model
+from robot_rl.rewards.metrics import auroc, best_threshold, kendall_tau, success_scores, voc
 
 
 # ------------------------------------------------------------------ metrics
@@ -18,7 +18,7 @@ def test_voc_and_kendall_read_the_order_of_progress():
     assert voc(np.arange(10)) == pytest.approx(1.0)
     assert voc(np.arange(10)[::-1]) == pytest.approx(-1.0)
     assert kendall_tau([0.0, 0.2, 0.1, 0.3]) == pytest.approx(2 / 3)
-    assert np.isnan(voc(np.ones(5))) and np.isnan(voc([0.3]))  # a constant critic says nothing
+    assert np.isnan(voc(np.ones(5))) and np.isnan(voc([0.3]))  # a constant reward model says nothing
 
 
 def test_success_scores_and_auroc():
@@ -36,7 +36,7 @@ def output(progress, success=None, valid=None):
     progress = np.asarray(progress, dtype=np.float32)
     success = np.zeros_like(progress) if success is None else np.asarray(success, dtype=np.float32)
     valid = np.ones(len(progress), bool) if valid is None else np.asarray(valid, bool)
-    return CriticOutput(progress, success, valid)
+    return RewardOutput(progress, success, valid)
 
 
 def test_shaping_telescopes_so_it_cannot_change_which_policy_is_best():
@@ -57,14 +57,14 @@ def test_success_needs_confirming_frames_and_ends_the_episode():
     assert composed.rewards.tolist() == [0.0, 0.0, 0.0, 1.0]
 
 
-def test_a_known_success_is_paid_as_one_whatever_the_critic_says():
+def test_a_known_success_is_paid_as_one_whatever_the_reward_model_says():
     composed = compose_rewards(output([0.0, 0.2, 0.4]), RewardConfig(shaping=1.0, discount=1.0),
                                succeeded=[False, True])
     assert composed.terminated.tolist() == [False, True]
     assert composed.rewards.tolist() == pytest.approx([0.2, 1.0 - 0.2])  # terminal potential is 0
 
 
-def test_frames_the_critic_could_not_judge_keep_the_last_potential():
+def test_frames_the_reward_model_could_not_judge_keep_the_last_potential():
     composed = compose_rewards(output([0.2, 0.9, 0.5], valid=[True, False, True]),
                                RewardConfig(shaping=1.0, discount=1.0))
     assert composed.rewards.tolist() == pytest.approx([0.0, 0.3])
@@ -72,7 +72,7 @@ def test_frames_the_critic_could_not_judge_keep_the_last_potential():
         compose_rewards(output([0.5]))
 
 
-# ------------------------------------------------------------------ learned critics
+# ------------------------------------------------------------------ learned reward models
 def synthetic_episode(rng, length, size=16, reverse=False):
     """Two cameras whose mean brightness rises with progress; noise on top."""
     level = np.linspace(20, 230, length)[::-1 if reverse else 1]
@@ -89,20 +89,20 @@ FAST = FitConfig(epochs=25, batch_size=32, augmentation_pad=1)
 def test_learned_progress_rises_along_held_out_successes_and_falls_on_reversed_ones(tmp_path):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    critic = LearnedProgress.train([synthetic_episode(rng, 20) for _ in range(6)], "brighten", FAST)
+    reward_model = LearnedProgress.train([synthetic_episode(rng, 20) for _ in range(6)], "brighten", FAST)
     held_out = synthetic_episode(rng, 20)
-    scored = critic.score(held_out, "brighten")
+    scored = reward_model.score(held_out, "brighten")
     assert voc(scored.progress) > 0.9 and scored.valid.all()
-    assert voc(critic.score({k: v[::-1] for k, v in held_out.items()}, "brighten").progress) < -0.9
-    loaded = load_frame_critic(critic.save(tmp_path / "progress.pt"))
+    assert voc(reward_model.score({k: v[::-1] for k, v in held_out.items()}, "brighten").progress) < -0.9
+    loaded = load_frame_model(reward_model.save(tmp_path / "progress.pt"))
     assert isinstance(loaded, LearnedProgress)
     np.testing.assert_allclose(loaded.score(held_out, "brighten").progress, scored.progress, atol=1e-6)
     with pytest.raises(ValueError, match="trained on task 'brighten'"):
-        critic.score(held_out, "stack_cups")
+        reward_model.score(held_out, "stack_cups")
     with pytest.raises(ValueError, match="missing"):
-        critic.score({"front": held_out["front"]}, "brighten")
+        reward_model.score({"front": held_out["front"]}, "brighten")
     with pytest.raises(ValueError, match="same number of frames"):
-        critic.score({"front": held_out["front"], "wrist": held_out["wrist"][:5]}, "brighten")
+        reward_model.score({"front": held_out["front"], "wrist": held_out["wrist"][:5]}, "brighten")
 
 
 def test_classifier_learns_success_frames_and_chooses_its_threshold(tmp_path):
@@ -110,42 +110,42 @@ def test_classifier_learns_success_frames_and_chooses_its_threshold(tmp_path):
     rng = np.random.default_rng(1)
     episodes = [synthetic_episode(rng, 20) for _ in range(8)]
     labels = [np.arange(20) >= 14 for _ in episodes]  # the brightest frames are "done"
-    critic, validation = SuccessClassifier.train(episodes, labels, "brighten", FAST)
+    reward_model, validation = SuccessClassifier.train(episodes, labels, "brighten", FAST)
     assert validation["f1"] > 0.8 and 0 < validation["threshold"] < 1
-    probs = np.concatenate([critic.score(synthetic_episode(rng, 20), "brighten").success_prob for _ in range(3)])
+    probs = np.concatenate([reward_model.score(synthetic_episode(rng, 20), "brighten").success_prob for _ in range(3)])
     assert success_scores(probs, np.tile(np.arange(20) >= 14, 3)).f1 > 0.8
-    loaded = load_frame_critic(critic.save(tmp_path / "classifier.pt"))
-    assert isinstance(loaded, SuccessClassifier) and loaded.threshold == critic.threshold
+    loaded = load_frame_model(reward_model.save(tmp_path / "classifier.pt"))
+    assert isinstance(loaded, SuccessClassifier) and loaded.threshold == reward_model.threshold
     with pytest.raises(ValueError, match="both classes"):
         SuccessClassifier.train(episodes, [np.zeros(20, bool) for _ in episodes], "brighten", FAST)
 
 
 def test_loading_a_missing_or_foreign_file_is_one_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no critic"):
-        load_frame_critic(tmp_path / "none.pt")
+    with pytest.raises(FileNotFoundError, match="no reward model"):
+        load_frame_model(tmp_path / "none.pt")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a robot_rl critic"):
-        load_frame_critic(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a robot_rl reward model"):
+        load_frame_model(tmp_path / "other.pt")
 
 
-# ------------------------------------------------------------------ critics in use
+# ------------------------------------------------------------------ reward models in use
 TINY_CAMERAS = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
                 "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]"]
 
 
-def test_an_inline_critic_replaces_the_envs_reward_and_decides_success(make_sim_env):
-    from robot_rl.critics.composer import RewardComposer
-    from robot_rl.critics.learned import FrameNet
-    from robot_rl.critics.training import CriticReward
+def test_an_inline_reward_model_replaces_the_envs_reward_and_decides_success(make_sim_env):
+    from robot_rl.rewards.composer import RewardComposer
+    from robot_rl.rewards.learned import FrameNet
+    from robot_rl.rewards.training import ModelReward
 
     torch.manual_seed(0)
     env = make_sim_env("task=pick_cube", *TINY_CAMERAS, "task.max_steps=30")
-    critic = LearnedProgress(FrameNet(["front", "wrist"], 32), "pick_cube", threshold=0.9)  # random weights
+    reward_model = LearnedProgress(FrameNet(["front", "wrist"], 32), "pick_cube", threshold=0.9)  # random weights
     config = RewardConfig(shaping=1.0, discount=0.9, threshold=0.5, confirm=2)
-    wrapped = CriticReward(env, critic, "pick_cube", config)
+    wrapped = ModelReward(env, reward_model, "pick_cube", config)
     assert env.terminate_on_success is False  # the env's own success no longer ends the episode
     obs, _ = wrapped.reset(seed=0)
-    judge = lambda o: critic.score({n: o[n][None] for n in ("front", "wrist")}, "pick_cube")  # noqa: E731
+    judge = lambda o: reward_model.score({n: o[n][None] for n in ("front", "wrist")}, "pick_cube")  # noqa: E731
     expected = RewardComposer(config)
     expected.reset(float(judge(obs).progress[0]))
     for _ in range(5):
@@ -153,14 +153,14 @@ def test_an_inline_critic_replaces_the_envs_reward_and_decides_success(make_sim_
         out = judge(obs)
         want, done = expected.step(float(out.progress[0]), float(out.success_prob[0]))
         assert reward == pytest.approx(want) and terminated == done
-        assert info["critic_progress"] == pytest.approx(float(out.progress[0])) and "env_reward" in info
-    critic.threshold = 0.0  # now every frame looks done: success after `confirm` frames
+        assert info["reward_progress"] == pytest.approx(float(out.progress[0])) and "env_reward" in info
+    reward_model.threshold = 0.0  # now every frame looks done: success after `confirm` frames
     wrapped.reset(seed=1)
     ends = [wrapped.step(np.zeros(4, np.float32))[2] for _ in range(2)]
     assert ends == [False, True]
 
 
-def test_critic_train_and_eval_from_the_command_line(tmp_path, capsys):
+def test_reward_model_train_and_eval_from_the_command_line(tmp_path, capsys):
     import json
 
     from robot_rl.cli import main
@@ -172,19 +172,23 @@ def test_critic_train_and_eval_from_the_command_line(tmp_path, capsys):
     assert main(["rollout", *common, "policy=random", "episodes=2", "task.max_steps=15", f"record={store}",
                  f"run_dir={tmp_path / 'b'}"]) == 0
     for name in ("learned_progress", "classifier"):
-        assert main(["critic", "train", *common, f"critic.name={name}", "critic.epochs=2", f"data={store}",
+        assert main(["reward-model", "train", *common, f"reward_model.name={name}", "reward_model.epochs=2",
+                     f"data={store}",
                      f"out={tmp_path / name}.pt", f"run_dir={tmp_path / 'c'}"]) == 0
     capsys.readouterr()
-    assert main(["critic", "eval", "--json", *common, "critic.name=learned_progress",
-                 f"critic.path={tmp_path / 'learned_progress.pt'}", f"data={store}", f"run_dir={tmp_path / 'd'}"]) == 0
+    assert main(["reward-model", "eval", "--json", *common, "reward_model.name=learned_progress",
+                 f"reward_model.path={tmp_path / 'learned_progress.pt'}", f"data={store}",
+                 f"run_dir={tmp_path / 'd'}"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (summary["episodes"], summary["successes"], summary["failures"]) == (5, 3, 2)
     assert {"voc_success", "voc_reversed", "f1", "auroc", "premature_termination_rate",
             "latency_ms_per_frame_p95"} <= set(summary)
     assert (tmp_path / "d" / "progress_curves.png").stat().st_size > 1000
-    # the wrong kind of critic, or no data: one line, exit code 2
-    assert main(["critic", "eval", *common, "critic.name=classifier", f"critic.path={tmp_path / 'learned_progress.pt'}",
+    # the wrong kind of reward model, or no data: one line, exit code 2
+    assert main(["reward-model", "eval", *common, "reward_model.name=classifier",
+                 f"reward_model.path={tmp_path / 'learned_progress.pt'}",
                  f"data={store}", f"run_dir={tmp_path / 'e'}"]) == 2
-    assert "holds a learned_progress critic, not classifier" in capsys.readouterr().err
-    assert main(["critic", "train", *common, "critic.name=learned_progress", f"data={tmp_path / 'none.zarr'}"]) == 2
+    assert "holds a learned_progress reward model, not classifier" in capsys.readouterr().err
+    assert main(["reward-model", "train", *common, "reward_model.name=learned_progress",
+                 f"data={tmp_path / 'none.zarr'}"]) == 2
     assert "no EpisodeStore" in capsys.readouterr().err

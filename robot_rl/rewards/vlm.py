@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 
 from robot_rl.config import ConfigError
-from robot_rl.critics.base import Critic, CriticOutput, Frames, calibrated, frame_count
 from robot_rl.files import atomic_write_text
+from robot_rl.rewards.base import Frames, RewardModel, RewardOutput, calibrated, frame_count
 
-log = logging.getLogger("robot_rl.critics.vlm")
+log = logging.getLogger("robot_rl.rewards.vlm")
 
 PROMPT_VERSION = "gvl-1"
 ANSWER = re.compile(r"frame\s*(\d+)\s*[:=-]\s*(\d+(?:\.\d+)?)\s*%", re.IGNORECASE)
@@ -76,8 +76,8 @@ class EndpointConfig:
     The API key (read from ``$api_key_env``) is a secret: with one, ``base_url`` must be
     ``https://``, or plain ``http://`` to this machine itself (``localhost``, 127.0.0.0/8,
     ``::1``: a local vLLM, where the key never crosses a network). Plain ``http://`` to any
-    other host with a key is refused (a :class:`ConfigError` naming ``critic.base_url``)
-    unless ``allow_insecure`` (``critic.allow_insecure=true``) says the network is trusted.
+    other host with a key is refused (a :class:`ConfigError` naming ``reward_model.base_url``)
+    unless ``allow_insecure`` (``reward_model.allow_insecure=true``) says the network is trusted.
     Without a key, ``http://`` is allowed anywhere: there is no secret to leak."""
 
     base_url: str  # e.g. http://127.0.0.1:8000/v1 (vLLM) or a hosted API's
@@ -91,13 +91,13 @@ class EndpointConfig:
     def __post_init__(self) -> None:
         parts = urllib.parse.urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"invalid value for 'critic.base_url': {_shown(self.base_url)!r} is not an "
+            raise ConfigError(f"invalid value for 'reward_model.base_url': {_shown(self.base_url)!r} is not an "
                               f"http(s)://host[:port]/... URL")
         if (parts.scheme == "http" and self.api_key_env and not self.allow_insecure
                 and not is_loopback(parts.hostname)):
-            raise ConfigError(f"invalid value for 'critic.base_url': {_shown(self.base_url)} is plain http and "
+            raise ConfigError(f"invalid value for 'reward_model.base_url': {_shown(self.base_url)} is plain http and "
                               f"the API key (${self.api_key_env}) would cross the network in clear; use https://, "
-                              f"or critic.allow_insecure=true on a trusted network")
+                              f"or reward_model.allow_insecure=true on a trusted network")
 
 
 class OpenAIChat:
@@ -152,7 +152,7 @@ class TransformersChat:
     def __init__(self, name_or_path: str, max_new_tokens: int = 256, device: str = "cpu"):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from robot_rl.critics.embedding import ModelNotFound
+        from robot_rl.rewards.embedding import ModelNotFound
 
         try:
             self.model = AutoModelForImageTextToText.from_pretrained(name_or_path, local_files_only=True).to(device)
@@ -191,7 +191,7 @@ def _jpeg_url(image: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode()
 
 
-class VLMProgress(Critic):
+class VLMProgress(RewardModel):
     name = "vlm_progress"
     inline = False
 
@@ -214,7 +214,7 @@ class VLMProgress(Critic):
                 f"estimate how much of the task is done, as a percentage from 0 to 100. Answer with one line per "
                 f"image, exactly 'Frame <number>: <percent>%', numbering them 1 to {shown} in the order shown.")
 
-    def score(self, frames: Frames, task: str) -> CriticOutput:
+    def score(self, frames: Frames, task: str) -> RewardOutput:
         n = frame_count(frames)
         if self.camera not in frames:
             raise ValueError(f"vlm_progress reads camera {self.camera!r}; the episode has {sorted(frames)}")
@@ -240,7 +240,7 @@ class VLMProgress(Critic):
         valid[picked[valid_points]] = True
         if answers is not None:  # frames between two answered ones are judged by interpolation
             valid[picked[valid_points][0]:picked[valid_points][-1] + 1] = True
-        return CriticOutput(full, calibrated(full, self.done_at), valid)
+        return RewardOutput(full, calibrated(full, self.done_at), valid)
 
     def _ask(self, task: str, start: np.ndarray, shown: np.ndarray) -> dict[int, float] | None:
         content: list[dict[str, Any]] = [{"type": "text", "text": self.prompt(task, len(shown))},

@@ -1,4 +1,4 @@
-"""The one interface every critic implements (DESIGN.md): ``score(frames, task)``."""
+"""The one interface every reward model implements: ``score(frames, task)``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ Frames = Mapping[str, np.ndarray]  # camera name → (T, H, W, 3) uint8, one epi
 
 
 @dataclass(frozen=True)
-class CriticOutput:
+class RewardOutput:
     """Per frame: task progress in [0, 1], probability that the task is done, and whether
-    the critic could judge the frame at all (a VLM's unparsable answer is not valid)."""
+    the reward model could judge the frame at all (a VLM's unparsable answer is not valid)."""
 
     progress: np.ndarray  # (T,) float32
     success_prob: np.ndarray  # (T,) float32
@@ -27,25 +27,25 @@ class CriticOutput:
                              f"{n}, {len(self.success_prob)} and {len(self.valid)}")
 
 
-class Critic(ABC):
+class RewardModel(ABC):
     """Turns an episode's frames into progress and success estimates.
 
-    ``inline`` critics are cheap enough to run in the actor at the control rate; the others
+    ``inline`` reward models are cheap enough to run in the actor at the control rate; the others
     (large VLMs) run in the asynchronous relabeler on stored episodes.
     """
 
-    name: str = "critic"
+    name: str = "reward_model"
     inline: bool = True
 
     @abstractmethod
-    def score(self, frames: Frames, task: str) -> CriticOutput:
+    def score(self, frames: Frames, task: str) -> RewardOutput:
         """Progress and success for every frame of ``frames`` (all cameras the same length)."""
 
 
 def frame_count(frames: Frames) -> int:
     """The episode's number of frames; every camera must have that many, as uint8 RGB."""
     if not frames:
-        raise ValueError("a critic needs at least one camera's frames")
+        raise ValueError("a reward model needs at least one camera's frames")
     lengths = {name: len(images) for name, images in frames.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"every camera needs the same number of frames, got {lengths}")

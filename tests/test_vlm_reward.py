@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from robot_rl.critics.metrics import voc
-from robot_rl.critics.vlm import EndpointConfig, OpenAIChat, VLMError, VLMProgress
+from robot_rl.rewards.metrics import voc
+from robot_rl.rewards.vlm import EndpointConfig, OpenAIChat, VLMError, VLMProgress
 
 
 class VLMDouble:
@@ -84,14 +84,14 @@ def episode(length=30, reverse=False):
     return {"front": np.broadcast_to(level[:, None, None, None], (length, 24, 24, 3)).astype(np.uint8)}
 
 
-def critic(vlm, tmp_path=None, **kwargs):
+def reward_model(vlm, tmp_path=None, **kwargs):
     chat = OpenAIChat(EndpointConfig(vlm.url, "tiny-vlm", timeout_s=0.3, retries=kwargs.pop("retries", 2),
                                      api_key_env=kwargs.pop("api_key_env", None)), sleep=lambda s: None)
     return VLMProgress(chat, "front", max_frames=10, cache_dir=tmp_path, **kwargs)
 
 
 def test_progress_follows_the_frames_whatever_order_they_were_shown_in(vlm, tmp_path):
-    c = critic(vlm, tmp_path)
+    c = reward_model(vlm, tmp_path)
     out = c.score(episode(), "stack the cups")
     assert out.valid.all() and voc(out.progress) > 0.95
     assert out.progress[-1] == pytest.approx(1.0, abs=0.02) and out.progress[0] == 0.0
@@ -103,15 +103,15 @@ def test_progress_follows_the_frames_whatever_order_they_were_shown_in(vlm, tmp_
 
 
 def test_half_done_is_not_done(vlm):
-    out = critic(vlm).score(episode(), "t")
+    out = reward_model(vlm).score(episode(), "t")
     done = out.success_prob >= 0.5
     assert not done[out.progress < 0.95].any() and done[out.progress >= 0.95].all()
 
 
 def test_answers_are_cached_by_model_prompt_task_and_frames(vlm, tmp_path):
-    c = critic(vlm, tmp_path)
+    c = reward_model(vlm, tmp_path)
     first = c.score(episode(), "stack the cups")
-    again = critic(vlm, tmp_path).score(episode(), "stack the cups")  # a new critic, the same cache
+    again = reward_model(vlm, tmp_path).score(episode(), "stack the cups")  # a new reward model, the same cache
     assert len(vlm.requests) == 1
     np.testing.assert_array_equal(first.progress, again.progress)
     c.score(episode(), "open the drawer")
@@ -121,7 +121,7 @@ def test_answers_are_cached_by_model_prompt_task_and_frames(vlm, tmp_path):
 def test_slow_and_failing_replies_are_retried_with_backoff(vlm):
     vlm.script = ["slow", "error500"]
     waits = []
-    c = critic(vlm)
+    c = reward_model(vlm)
     c.chat.sleep = waits.append
     assert c.score(episode(), "t").valid.all()
     assert c.chat.calls == 3 and waits == [0.5, 1.0]  # exponential backoff
@@ -130,32 +130,32 @@ def test_slow_and_failing_replies_are_retried_with_backoff(vlm):
 def test_an_endpoint_that_keeps_failing_or_refuses_the_request_is_one_clear_error(vlm):
     vlm.script = ["error500"] * 3
     with pytest.raises(VLMError, match=r"no answer after 3 attempts .*HTTP 500"):
-        critic(vlm).score(episode(), "t")
+        reward_model(vlm).score(episode(), "t")
     vlm.script = ["error400"]
-    c = critic(vlm)
+    c = reward_model(vlm)
     with pytest.raises(VLMError, match="HTTP 400"):
         c.score(episode(), "t")
     assert c.chat.calls == 1  # a bad request is not retried
     vlm.script = ["not_json"] * 3
     with pytest.raises(VLMError, match="not a chat-completions reply"):
-        critic(vlm).score(episode(), "t")
+        reward_model(vlm).score(episode(), "t")
 
 
 def test_unparsable_answers_mark_the_frames_invalid_or_are_asked_again(vlm):
     vlm.script = ["malformed"]
-    c = critic(vlm)
+    c = reward_model(vlm)
     out = c.score(episode(), "t")
     assert c.parse_failures == 1 and out.valid.sum() == 1 and out.valid[0]  # only the start frame is known
     vlm.script = ["malformed"]
-    c = critic(vlm, on_parse_failure="retry")
+    c = reward_model(vlm, on_parse_failure="retry")
     assert c.score(episode(), "t").valid.all() and c.parse_failures == 1
 
 
 def test_the_api_key_comes_from_the_environment(vlm, monkeypatch):
     with pytest.raises(VLMError, match=r"\$VLM_KEY"):
-        critic(vlm, api_key_env="VLM_KEY").score(episode(), "t")
+        reward_model(vlm, api_key_env="VLM_KEY").score(episode(), "t")
     monkeypatch.setenv("VLM_KEY", "sk-test")
-    critic(vlm, api_key_env="VLM_KEY").score(episode(), "t")
+    reward_model(vlm, api_key_env="VLM_KEY").score(episode(), "t")
     assert vlm.headers[-1]["Authorization"] == "Bearer sk-test"
 
 
@@ -163,7 +163,7 @@ def test_the_api_key_comes_from_the_environment(vlm, monkeypatch):
 def test_an_api_key_over_plain_http_to_another_host_is_refused_unless_allowed(url):
     from robot_rl.config import ConfigError
 
-    with pytest.raises(ConfigError, match=r"'critic.base_url'.*critic.allow_insecure=true") as refused:
+    with pytest.raises(ConfigError, match=r"'reward_model.base_url'.*reward_model.allow_insecure=true") as refused:
         EndpointConfig(url, "m", api_key_env="VLM_KEY")
     assert len(str(refused.value).splitlines()) == 1 and "pw" not in str(refused.value)
     EndpointConfig(url, "m", api_key_env="VLM_KEY", allow_insecure=True)  # a trusted network, said so
@@ -172,38 +172,39 @@ def test_an_api_key_over_plain_http_to_another_host_is_refused_unless_allowed(ur
     for loopback in ("http://127.0.0.1:8000/v1", "http://localhost:8000/v1", "http://[::1]:8000/v1",
                      "http://127.0.0.2/v1"):  # the key never leaves this machine
         EndpointConfig(loopback, "m", api_key_env="VLM_KEY")
-    with pytest.raises(ConfigError, match=r"'critic\.base_url'"):
+    with pytest.raises(ConfigError, match=r"'reward model\.base_url'"):
         EndpointConfig("ftp://vlm.lab/v1", "m")
 
 
 def test_the_config_refuses_a_key_over_http_at_build_time(monkeypatch):
     from robot_rl.config import ConfigError
-    from robot_rl.critics.factory import make_critic
+    from robot_rl.rewards.factory import make_reward_model
     from robot_rl.schema import load_config
 
     monkeypatch.setenv("VLM_KEY", "sk-test")
-    vlm_cfg = ["cameras=sim64", "critic.name=vlm_progress", "critic.base_url=http://vlm.lab:8000/v1",
-               "critic.model=m", "critic.api_key_env=VLM_KEY", "critic.camera=front"]
-    with pytest.raises(ConfigError, match=r"critic\.allow_insecure"):
-        make_critic(load_config(vlm_cfg, name="train"))
-    assert load_config([*vlm_cfg, "critic.allow_insecure=true"], name="train").critic.allow_insecure
+    vlm_cfg = ["cameras=sim64", "reward_model.name=vlm_progress", "reward_model.base_url=http://vlm.lab:8000/v1",
+               "reward_model.model=m", "reward_model.api_key_env=VLM_KEY", "reward_model.camera=front"]
+    with pytest.raises(ConfigError, match=r"reward model\.allow_insecure"):
+        make_reward_model(load_config(vlm_cfg, name="train"))
+    assert load_config([*vlm_cfg, "reward_model.allow_insecure=true"], name="train").reward_model.allow_insecure
 
 
-def test_critic_allow_insecure_reaches_the_endpoint(monkeypatch):
-    from robot_rl.critics.factory import make_critic
+def test_reward_model_allow_insecure_reaches_the_endpoint(monkeypatch):
+    from robot_rl.rewards.factory import make_reward_model
     from robot_rl.schema import load_config
 
     monkeypatch.setenv("VLM_KEY", "sk-test")
-    cfg = load_config(["cameras=sim64", "critic.name=vlm_progress", "critic.base_url=http://vlm.lab:8000/v1",
-                       "critic.model=m", "critic.api_key_env=VLM_KEY", "critic.camera=front",
-                       "critic.allow_insecure=true"], name="train")
-    assert make_critic(cfg).chat.config.allow_insecure
+    cfg = load_config(["cameras=sim64", "reward_model.name=vlm_progress",
+                       "reward_model.base_url=http://vlm.lab:8000/v1",
+                       "reward_model.model=m", "reward_model.api_key_env=VLM_KEY", "reward_model.camera=front",
+                       "reward_model.allow_insecure=true"], name="train")
+    assert make_reward_model(cfg).chat.config.allow_insecure
 
 
-def test_critic_eval_judges_a_vlm_endpoint_and_training_leaves_it_to_the_relabeler(vlm, tmp_path, capsys,
+def test_reward_model_eval_judges_a_vlm_endpoint_and_training_leaves_it_to_the_relabeler(vlm, tmp_path, capsys,
                                                                                 make_sim_env):
     from robot_rl.cli import main
-    from robot_rl.critics.training import relabeler_for, with_critic
+    from robot_rl.rewards.training import relabeler_for, with_reward_model
     from robot_rl.schema import load_config
 
     cams = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
@@ -211,40 +212,41 @@ def test_critic_eval_judges_a_vlm_endpoint_and_training_leaves_it_to_the_relabel
     store = tmp_path / "s.zarr"
     assert main(["rollout", "task=pick_cube", *cams, "policy=expert", "episodes=2", f"record={store}",
                  "logging.progress_bar=false", f"run_dir={tmp_path / 'a'}"]) == 0
-    vlm_cfg = ["critic.name=vlm_progress", f"critic.base_url={vlm.url}", "critic.model=tiny-vlm",
-               "critic.camera=front", "critic.timeout_s=5"]
+    vlm_cfg = ["reward_model.name=vlm_progress", f"reward_model.base_url={vlm.url}", "reward_model.model=tiny-vlm",
+               "reward_model.camera=front", "reward_model.timeout_s=5"]
     capsys.readouterr()
-    assert main(["critic", "eval", "--json", "task=pick_cube", *cams, *vlm_cfg, f"data={store}",
+    assert main(["reward-model", "eval", "--json", "task=pick_cube", *cams, *vlm_cfg, f"data={store}",
                  f"run_dir={tmp_path / 'b'}"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["episodes"] == 2 and summary["invalid_frame_rate"] == 0.0
     assert len(vlm.requests) == 4  # each episode forwards and reversed
     cfg = load_config(["task=pick_cube", *cams, *vlm_cfg], name="train")
     env = make_sim_env("task=pick_cube", *cams)
-    assert with_critic(env, cfg) is env  # too slow for the actor: the learner relabels instead
+    assert with_reward_model(env, cfg) is env  # too slow for the actor: the learner relabels instead
     relabeler = relabeler_for(cfg)
     assert relabeler is not None
     relabeler.close()
 
 
 def test_the_learner_takes_episodes_once_the_relabeler_has_rewarded_them(vlm, tmp_path, make_sim_env):
-    from robot_rl.critics.composer import compose_rewards
-    from robot_rl.critics.relabel import relabel_episode
-    from robot_rl.critics.training import relabeler_for, reward_config
     from robot_rl.data import EpisodeStore
+    from robot_rl.rewards.composer import compose_rewards
+    from robot_rl.rewards.relabel import relabel_episode
+    from robot_rl.rewards.training import relabeler_for, reward_config
     from robot_rl.rl.assembly import make_learner, record_demos
     from robot_rl.schema import load_config
 
     cams = ["cameras=sim64", "cameras.front.resolution=[32,32]", "cameras.front.size=[32,32]",
             "cameras.wrist.resolution=[32,32]", "cameras.wrist.size=[32,32]"]
-    cfg = load_config(["task=pick_cube", *cams, "critic.name=vlm_progress", f"critic.base_url={vlm.url}",
-                       "critic.model=tiny-vlm", "critic.camera=front", "critic.retries=3", "agent.hidden=[32,32]",
+    cfg = load_config(["task=pick_cube", *cams, "reward_model.name=vlm_progress", f"reward_model.base_url={vlm.url}",
+                       "reward_model.model=tiny-vlm", "reward_model.camera=front", "reward_model.retries=3",
+                       "agent.hidden=[32,32]",
                        "agent.encoder_features=16", "learner.batch_size=8"], name="train")
     plain = load_config(["task=pick_cube", *cams], name="train")
     demos = record_demos(plain, tmp_path / "demos.zarr", 2)  # the sim's own rewards
-    vlm.script = ["error500"] * 4  # the first episode's critic call fails for good: it keeps its own rewards
+    vlm.script = ["error500"] * 4  # the first episode's reward model call fails for good: it keeps its own rewards
     relabeler = relabeler_for(cfg)
-    relabeler.critic.chat.sleep = lambda seconds: None  # no real waiting between the retries
+    relabeler.reward_model.chat.sleep = lambda seconds: None  # no real waiting between the retries
     learner = make_learner(cfg, make_sim_env("task=pick_cube", *cams), tmp_path / "learner", [demos],
                            relabeler=relabeler)
     try:
@@ -252,9 +254,10 @@ def test_the_learner_takes_episodes_once_the_relabeler_has_rewarded_them(vlm, tm
         with EpisodeStore.open(demos) as store:
             episodes = [store.load_episode(i) for i in range(2)]
         kept = episodes[0]
-        rewarded = relabel_episode(episodes[1], relabeler.critic, "pick_cube", list(cfg.cameras), reward_config(cfg))
+        rewarded = relabel_episode(episodes[1], relabeler.reward_model, "pick_cube", list(cfg.cameras),
+                                   reward_config(cfg))
         assert len(learner.demo) == len(kept["reward"]) + len(rewarded["reward"])
-        out = relabeler.critic.score({n: episodes[1]["obs"][n] for n in cfg.cameras}, "pick_cube")
+        out = relabeler.reward_model.score({n: episodes[1]["obs"][n] for n in cfg.cameras}, "pick_cube")
         np.testing.assert_allclose(rewarded["reward"], compose_rewards(
             out, reward_config(cfg), succeeded=episodes[1]["terminated"]).rewards)
         assert episodes[1]["terminated"][-1] and rewarded["terminated"][-1]  # the sim's success stays one,
@@ -307,21 +310,22 @@ def tiny_llava(tmp_path_factory):
 
 def test_a_local_transformers_vlm_is_the_other_backend(tiny_llava, tmp_path):
     from robot_rl.config import ConfigError
-    from robot_rl.critics.factory import make_critic
-    from robot_rl.critics.vlm import TransformersChat
+    from robot_rl.rewards.factory import make_reward_model
+    from robot_rl.rewards.vlm import TransformersChat
     from robot_rl.schema import load_config
 
-    cfg = load_config(["cameras=sim64", "critic.name=vlm_progress", f"critic.local_model={tiny_llava}",
-                       "critic.camera=front", "critic.max_frames=4"], name="train")
-    critic = make_critic(cfg)
-    assert isinstance(critic.chat, TransformersChat)
+    cfg = load_config(["cameras=sim64", "reward_model.name=vlm_progress", f"reward_model.local_model={tiny_llava}",
+                       "reward_model.camera=front", "reward_model.max_frames=4"], name="train")
+    reward_model = make_reward_model(cfg)
+    assert isinstance(reward_model.chat, TransformersChat)
     frames = {"front": np.repeat(np.linspace(20, 220, 8)[:, None, None, None], 32, 1).repeat(32, 2).repeat(3, 3)
               .astype(np.uint8)}
-    out = critic.score(frames, "stack the cups")
-    assert critic.chat.calls == 1 and critic.chat.last_prompt.count("<image>") == 4  # the start and 3 shown
-    assert "stack the cups" in critic.chat.last_prompt
+    out = reward_model.score(frames, "stack the cups")
+    assert reward_model.chat.calls == 1 and reward_model.chat.last_prompt.count("<image>") == 4  # the start and 3 shown
+    assert "stack the cups" in reward_model.chat.last_prompt
     # an untrained model answers nonsense: the frames it was asked about are not judged
-    assert critic.parse_failures == 1 and out.valid.sum() == 1
+    assert reward_model.parse_failures == 1 and out.valid.sum() == 1
     with pytest.raises(ConfigError, match="no vision-language model"):
-        make_critic(load_config(["critic.name=vlm_progress", f"critic.local_model={tmp_path / 'none'}"],
+        make_reward_model(load_config(["reward_model.name=vlm_progress",
+                                       f"reward_model.local_model={tmp_path / 'none'}"],
                                 name="train"))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robot_rl.critics.base import Critic, CriticOutput, Frames, frame_count
+from robot_rl.rewards.base import Frames, RewardModel, RewardOutput, frame_count
 
 
 class ModelNotFound(FileNotFoundError):
@@ -33,7 +33,7 @@ def load_local(name_or_path: str) -> tuple[Any, Any]:
     except OSError as e:
         raise ModelNotFound(f"no model {name_or_path!r} in a local folder or the local model cache (nothing is "
                             f"downloaded at run time; fetch it once with `huggingface-cli download {name_or_path}` "
-                            f"on a machine with internet, or point critic.model_path at a copy): "
+                            f"on a machine with internet, or point reward_model.model_path at a copy): "
                             f"{str(e).splitlines()[0]}") from None
     if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
         raise ValueError(f"{name_or_path} is a {type(model).__name__}, not a CLIP/SigLIP-style dual encoder")
@@ -48,7 +48,7 @@ def _embedding(output: Any) -> torch.Tensor:
     return output.pooler_output
 
 
-class EmbeddingCritic(Critic):
+class EmbeddingReward(RewardModel):
     name = "embedding"
     inline = True
 
@@ -76,14 +76,15 @@ class EmbeddingCritic(Critic):
         return self._texts[task]
 
     @torch.no_grad()
-    def score(self, frames: Frames, task: str) -> CriticOutput:
+    def score(self, frames: Frames, task: str) -> RewardOutput:
         frame_count(frames)
         if self.camera not in frames:
-            raise ValueError(f"the embedding critic reads camera {self.camera!r}; the episode has {sorted(frames)}")
+            raise ValueError(f"the embedding reward model reads camera {self.camera!r}; "
+                             f"the episode has {sorted(frames)}")
         goal, projection = self._goal_and_projection(task)
         inputs = self.processor(images=list(frames[self.camera]), return_tensors="pt")
         x = torch.nn.functional.normalize(_embedding(self.model.get_image_features(**inputs)), dim=-1)
         reward = 1.0 - 0.5 * (((x - goal) @ projection) ** 2).sum(-1)
         progress = reward.clamp(0.0, 1.0).numpy().astype(np.float32)
         success = torch.sigmoid((reward - self.success_threshold) / self.softness).numpy().astype(np.float32)
-        return CriticOutput(progress, success, np.ones(len(progress), bool))
+        return RewardOutput(progress, success, np.ones(len(progress), bool))

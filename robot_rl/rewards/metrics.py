@@ -1,7 +1,7 @@
-"""How a critic is judged (ANCHORS.md, "Reward and progress critics").
+"""How a reward model is judged (ANCHORS.md, "Reward and progress reward models").
 
 VOC, the value-order correlation of GVL, is Spearman's ρ between the predicted progress and
-the frame order; a critic that always rises scores 1 on any episode, so it is read on
+the frame order; a reward model that always rises scores 1 on any episode, so it is read on
 successful, failed and reversed episodes together. Success is judged per frame against
 labels (sim ground truth or the operator's): precision, recall, F1 at a threshold, and
 AUROC over all thresholds.

@@ -1,4 +1,4 @@
-"""Critics learned from recordings: small conv nets on the cameras, cheap enough to run
+"""Reward models learned from recordings: small conv nets on the cameras, cheap enough to run
 inline in the actor at the control rate.
 
 - :class:`LearnedProgress` (``learned_progress``): regresses each frame's progress, t / (T − 1)
@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_rl.critics.base import Critic, CriticOutput, Frames, calibrated, frame_count
-from robot_rl.critics.metrics import best_threshold, success_scores
 from robot_rl.files import atomic_write
 from robot_rl.layers import ConvStem, mlp, random_shift
+from robot_rl.rewards.base import Frames, RewardModel, RewardOutput, calibrated, frame_count
+from robot_rl.rewards.metrics import best_threshold, success_scores
 
 FORMAT = "robot_rl.frame_critic/1"
 
@@ -100,11 +100,11 @@ def predict(net: FrameNet, frames: Frames, batch_size: int = 256) -> np.ndarray:
     """sigmoid(logit) for every frame."""
     missing = [name for name in net.cameras if name not in frames]
     if missing:
-        raise ValueError(f"the critic was trained on cameras {net.cameras}; missing {missing}")
+        raise ValueError(f"the reward model was trained on cameras {net.cameras}; missing {missing}")
     n = frame_count({name: frames[name] for name in net.cameras})
     sizes = {frames[name].shape[1:3] for name in net.cameras}
     if sizes != {(net.image_size, net.image_size)}:
-        raise ValueError(f"the critic sees {net.image_size}×{net.image_size} frames, got {sorted(sizes)}")
+        raise ValueError(f"the reward model sees {net.image_size}×{net.image_size} frames, got {sorted(sizes)}")
     net.eval()
     out = [torch.sigmoid(net({name: torch.from_numpy(np.ascontiguousarray(frames[name][i:i + batch_size]))
                               for name in net.cameras}))
@@ -116,8 +116,8 @@ def _stack(episodes: Sequence[Frames], cameras: Sequence[str]) -> dict[str, np.n
     return {name: np.concatenate([e[name] for e in episodes]) for name in cameras}
 
 
-class FrameCritic(Critic):
-    """A trained :class:`FrameNet` behind the critic interface; saved and loaded as one file."""
+class FrameRewardModel(RewardModel):
+    """A trained :class:`FrameNet` behind the reward model interface; saved and loaded as one file."""
 
     kind = "frame"
 
@@ -135,10 +135,10 @@ class FrameCritic(Critic):
 
     def _check_task(self, task: str) -> None:
         if task != self.task:
-            raise ValueError(f"this {self.kind} critic was trained on task {self.task!r}, not {task!r}")
+            raise ValueError(f"this {self.kind} reward model was trained on task {self.task!r}, not {task!r}")
 
 
-class LearnedProgress(FrameCritic):
+class LearnedProgress(FrameRewardModel):
     """Progress per frame; a frame at progress ≥ ``threshold`` (0.9) counts as done."""
 
     name = kind = "learned_progress"
@@ -152,7 +152,7 @@ class LearnedProgress(FrameCritic):
         """From successful demonstrations, frame t of T at progress t / (T − 1), and failed
         episodes, every frame at 0. Without failures, a state no demonstration passed through
         gets whatever progress the net extrapolates, and a policy learns to find such states
-        (the critic's false positives end its episodes early with the success reward)."""
+        (the reward model's false positives end its episodes early with the success reward)."""
         if not demos:
             raise ValueError("learned_progress needs at least one successful demonstration")
         cameras = sorted(demos[0])
@@ -162,13 +162,13 @@ class LearnedProgress(FrameCritic):
         fit(net, _stack([*demos, *failures], cameras), np.concatenate(targets).astype(np.float32), config)
         return cls(net, task)
 
-    def score(self, frames: Frames, task: str) -> CriticOutput:
+    def score(self, frames: Frames, task: str) -> RewardOutput:
         self._check_task(task)
         progress = predict(self.net, frames)
-        return CriticOutput(progress, calibrated(progress, self.threshold), np.ones(len(progress), bool))
+        return RewardOutput(progress, calibrated(progress, self.threshold), np.ones(len(progress), bool))
 
 
-class SuccessClassifier(FrameCritic):
+class SuccessClassifier(FrameRewardModel):
     name = kind = "classifier"
 
     @classmethod
@@ -176,7 +176,7 @@ class SuccessClassifier(FrameCritic):
               config: FitConfig = FitConfig()) -> tuple[SuccessClassifier, dict[str, float]]:
         """From episodes with a success label per frame; whole episodes go to the validation
         split (frames of one episode look alike), where the threshold is chosen. Returns the
-        critic and its validation scores."""
+        reward model and its validation scores."""
         if len(episodes) != len(labels) or len(episodes) < 2:
             raise ValueError("the classifier needs at least two labelled episodes (one for validation)")
         cameras = sorted(episodes[0])
@@ -189,30 +189,30 @@ class SuccessClassifier(FrameCritic):
         val_probs = predict(net, _stack([episodes[i] for i in val], cameras))
         val_labels = np.concatenate([np.asarray(labels[i], dtype=bool) for i in val])
         threshold = best_threshold(val_probs, val_labels) if val_labels.any() and not val_labels.all() else 0.5
-        critic = cls(net, task, threshold)
-        return critic, asdict(success_scores(val_probs, val_labels, threshold)) | {"threshold": threshold}
+        reward_model = cls(net, task, threshold)
+        return reward_model, asdict(success_scores(val_probs, val_labels, threshold)) | {"threshold": threshold}
 
-    def score(self, frames: Frames, task: str) -> CriticOutput:
+    def score(self, frames: Frames, task: str) -> RewardOutput:
         self._check_task(task)
         success = calibrated(predict(self.net, frames), self.threshold)
-        return CriticOutput(success.copy(), success, np.ones(len(success), bool))
+        return RewardOutput(success.copy(), success, np.ones(len(success), bool))
 
 
 KINDS = {c.kind: c for c in (LearnedProgress, SuccessClassifier)}
 
 
-def load_frame_critic(path: str | Path) -> FrameCritic:
-    """A critic saved by :meth:`FrameCritic.save`; a missing or foreign file is one clear error."""
+def load_frame_model(path: str | Path) -> FrameRewardModel:
+    """A reward model saved by :meth:`FrameRewardModel.save`; a missing or foreign file is one clear error."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no critic at {path} (train one with robot-rl critic train)")
+        raise FileNotFoundError(f"no reward model at {path} (train one with robot-rl reward-model train)")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         meta = saved["meta"]
     except Exception as e:
-        raise ValueError(f"{path} is not a robot_rl critic: {e}") from None
+        raise ValueError(f"{path} is not a robot_rl reward model: {e}") from None
     if meta.get("format") != FORMAT or meta.get("kind") not in KINDS:
-        raise ValueError(f"{path} is not a robot_rl critic of a known kind (format {meta.get('format')!r}, "
+        raise ValueError(f"{path} is not a robot_rl reward model of a known kind (format {meta.get('format')!r}, "
                          f"kind {meta.get('kind')!r})")
     net = FrameNet(meta["cameras"], meta["image_size"], meta["features"], meta["hidden"])
     net.load_state_dict(saved["state"])

@@ -1,8 +1,8 @@
-"""``robot-rl critic train`` and ``robot-rl critic eval``: critics from recordings, and
-recordings judging critics.
+"""``robot-rl reward-model train`` and ``robot-rl reward-model eval``: reward models from recordings, and
+recordings judging reward models.
 
 Frame labels come from what was recorded: in a successful episode the last
-``critic.success_frames`` frames, and every frame an operator labelled success, show the
+``reward_model.success_frames`` frames, and every frame an operator labelled success, show the
 task done; every other frame does not.
 """
 
@@ -18,12 +18,12 @@ import numpy as np
 from omegaconf import DictConfig
 
 from robot_rl.config import ConfigError, data_paths
-from robot_rl.critics.base import Critic, CriticOutput, Frames
-from robot_rl.critics.composer import RewardComposer
-from robot_rl.critics.factory import make_critic
-from robot_rl.critics.learned import FitConfig, LearnedProgress, SuccessClassifier
-from robot_rl.critics.metrics import kendall_tau, success_scores, voc
 from robot_rl.data.spec import LABEL_SUCCESS
+from robot_rl.rewards.base import Frames, RewardModel, RewardOutput
+from robot_rl.rewards.composer import RewardComposer
+from robot_rl.rewards.factory import make_reward_model
+from robot_rl.rewards.learned import FitConfig, LearnedProgress, SuccessClassifier
+from robot_rl.rewards.metrics import kendall_tau, success_scores, voc
 
 
 @dataclass
@@ -48,14 +48,14 @@ def recorded_episodes(cfg: DictConfig) -> Iterator[Recorded]:
                 labels = np.zeros(info.length + 1, dtype=bool)
                 labels[1:] = data["label"] == LABEL_SUCCESS  # the frame after the labelled step
                 if info.success:
-                    labels[-cfg.critic.success_frames:] = True
+                    labels[-cfg.reward_model.success_frames:] = True
                 yield Recorded({c: data["obs"][c] for c in cameras}, bool(info.success), labels)
 
 
-def train_critic(cfg: DictConfig, run_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """Train ``cfg.critic.name`` on ``cfg.data``; returns the file and a summary."""
-    name = cfg.critic.name
-    fit = FitConfig(epochs=cfg.critic.epochs, seed=cfg.seed, augmentation_pad=cfg.agent.augmentation_pad)
+def train_reward_model(cfg: DictConfig, run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """Train ``cfg.reward_model.name`` on ``cfg.data``; returns the file and a summary."""
+    name = cfg.reward_model.name
+    fit = FitConfig(epochs=cfg.reward_model.epochs, seed=cfg.seed, augmentation_pad=cfg.agent.augmentation_pad)
     episodes = list(recorded_episodes(cfg))
     started = time.perf_counter()
     if name == "learned_progress":
@@ -63,41 +63,42 @@ def train_critic(cfg: DictConfig, run_dir: Path) -> tuple[Path, dict[str, Any]]:
         if not demos:
             raise ConfigError(f"invalid value for 'data': {cfg.data} holds no successful episode to learn from")
         failures = [e.frames for e in episodes if not e.success]
-        critic: LearnedProgress | SuccessClassifier = LearnedProgress.train(demos, cfg.task.name, fit, failures)
+        reward_model: LearnedProgress | SuccessClassifier = LearnedProgress.train(demos, cfg.task.name, fit, failures)
         summary: dict[str, Any] = {"episodes": len(demos), "failures": len(failures)}
     elif name == "classifier":
         try:
-            critic, summary = SuccessClassifier.train([e.frames for e in episodes], [e.labels for e in episodes],
+            reward_model, summary = SuccessClassifier.train([e.frames for e in episodes], [e.labels for e in episodes],
                                                       cfg.task.name, fit)
         except ValueError as e:
             raise ConfigError(f"invalid value for 'data': {e}") from None
         summary = {"episodes": len(episodes), **{f"validation_{k}": v for k, v in summary.items()}}
     else:
-        raise ConfigError(f"invalid value for 'critic.name': {name!r} is not trained from recordings; "
+        raise ConfigError(f"invalid value for 'reward_model.name': {name!r} is not trained from recordings; "
                           f"choose learned_progress or classifier")
-    path = critic.save(Path(cfg.out) if cfg.out else run_dir / "critic.pt")
-    summary.update(critic=name, task=cfg.task.name, path=str(path), train_s=round(time.perf_counter() - started, 1))
+    path = reward_model.save(Path(cfg.out) if cfg.out else run_dir / "reward_model.pt")
+    summary.update(reward_model=name, task=cfg.task.name, path=str(path), train_s=round(time.perf_counter() - started,
+                                                                                        1))
     return path, summary
 
 
-def evaluate_critic(cfg: DictConfig, png: Path | None = None) -> tuple[list[list[Any]], dict[str, Any]]:
+def evaluate_reward_model(cfg: DictConfig, png: Path | None = None) -> tuple[list[list[Any]], dict[str, Any]]:
     """Score every recorded episode, forwards and (successful ones) reversed: VOC, Kendall τ,
     success precision/recall/F1/AUROC per frame, premature terminations, latency. Draws the
     progress curves to ``png``."""
-    from robot_rl.critics.training import reward_config
+    from robot_rl.rewards.training import reward_config
 
-    if cfg.critic.name == "env":
-        raise ConfigError("invalid value for 'critic.name': name the critic to judge (learned_progress, classifier, "
-                          "embedding, vlm_progress)")
-    critic = make_critic(cfg)
+    if cfg.reward_model.name == "env":
+        raise ConfigError("invalid value for 'reward_model.name': name the reward model to judge (learned_progress, "
+                          "classifier, embedding, vlm_progress)")
+    reward_model = make_reward_model(cfg)
     composer = RewardComposer(reward_config(cfg))
     judged = _Judged()
     for episode in recorded_episodes(cfg):
-        _judge_episode(critic, composer, episode, cfg.task.name, judged)
+        _judge_episode(reward_model, composer, episode, cfg.task.name, judged)
     if not judged.curves:
         raise ConfigError(f"invalid value for 'data': {cfg.data} holds no complete episode")
     summary = _summary(cfg, judged)
-    rows = [[key, value] for key, value in summary.items() if key not in ("critic", "task")]
+    rows = [[key, value] for key, value in summary.items() if key not in ("reward_model", "task")]
     if png is not None:
         draw_curves(judged.curves, png)
         summary["png"] = str(png)
@@ -106,7 +107,7 @@ def evaluate_critic(cfg: DictConfig, png: Path | None = None) -> tuple[list[list
 
 @dataclass
 class _Judged:
-    """What :func:`evaluate_critic` gathers, episode by episode."""
+    """What :func:`evaluate_reward_model` gathers, episode by episode."""
 
     vocs: dict[str, list[float]] = field(default_factory=lambda: {"success": [], "failure": [], "reversed": []})
     taus: list[float] = field(default_factory=list)
@@ -118,16 +119,17 @@ class _Judged:
     premature: int = 0
 
 
-def _judge_episode(critic: Critic, composer: RewardComposer, episode: Recorded, task: str, judged: _Judged) -> None:
+def _judge_episode(reward_model: RewardModel, composer: RewardComposer, episode: Recorded, task: str,
+                   judged: _Judged) -> None:
     """Score one episode (and a successful one reversed) and add what the figures need to ``judged``."""
     n = len(episode.labels)
     start = time.perf_counter()
-    out = critic.score(episode.frames, task)
+    out = reward_model.score(episode.frames, task)
     judged.latency.append((time.perf_counter() - start) * 1000 / n)
     judged.vocs["success" if episode.success else "failure"].append(voc(out.progress[out.valid]))
     if episode.success:
         judged.taus.append(kendall_tau(out.progress[out.valid]))
-        backwards = critic.score({k: v[::-1] for k, v in episode.frames.items()}, task)
+        backwards = reward_model.score({k: v[::-1] for k, v in episode.frames.items()}, task)
         judged.vocs["reversed"].append(voc(backwards.progress[backwards.valid]))
     judged.probs.append(out.success_prob)
     judged.labels.append(episode.labels)
@@ -136,7 +138,7 @@ def _judge_episode(critic: Critic, composer: RewardComposer, episode: Recorded, 
     judged.premature += _ends_early(composer, out, episode.labels)
 
 
-def _ends_early(composer: RewardComposer, out: CriticOutput, labels: np.ndarray) -> bool:
+def _ends_early(composer: RewardComposer, out: RewardOutput, labels: np.ndarray) -> bool:
     """Would the composed reward have ended the episode before the task was done?"""
     n = len(labels)
     composer.reset(float(out.progress[0]), bool(out.valid[0]))
@@ -154,10 +156,10 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _summary(cfg: DictConfig, judged: _Judged) -> dict[str, Any]:
-    scores = success_scores(np.concatenate(judged.probs), np.concatenate(judged.labels), cfg.critic.threshold)
+    scores = success_scores(np.concatenate(judged.probs), np.concatenate(judged.labels), cfg.reward_model.threshold)
     vocs, episodes = judged.vocs, len(judged.curves)
     return {
-        "critic": cfg.critic.name, "task": cfg.task.name, "episodes": episodes,
+        "reward_model": cfg.reward_model.name, "task": cfg.task.name, "episodes": episodes,
         "successes": len(vocs["success"]), "failures": len(vocs["failure"]),
         "voc_success": _mean(vocs["success"]), "voc_failure": _mean(vocs["failure"]),
         "voc_reversed": _mean(vocs["reversed"]), "kendall_success": _mean(judged.taus),

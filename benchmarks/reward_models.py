@@ -1,6 +1,6 @@
-"""Learned critics on pick_cube from pixels, judged as the literature judges them.
+"""Learned reward models on pick_cube from pixels, judged as the literature judges them.
 
-    python benchmarks/critics.py [--demos 20] [--held-out 10] [--json]
+    python benchmarks/reward_models.py [--demos 20] [--held-out 10] [--json]
 
 learned_progress is trained on ``--demos`` scripted-expert demonstrations (up to their first
 successful frame; progress t / (T − 1)) and random-policy episodes (progress 0), and read
@@ -23,10 +23,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import torch
 
-from robot_rl.critics.learned import FitConfig, LearnedProgress, SuccessClassifier
-from robot_rl.critics.metrics import kendall_tau, success_scores, voc
 from robot_rl.env.random_actions import random_action
 from robot_rl.report import print_report
+from robot_rl.rewards.learned import FitConfig, LearnedProgress, SuccessClassifier
+from robot_rl.rewards.metrics import kendall_tau, success_scores, voc
 from robot_rl.robots import make_env
 from robot_rl.schema import load_config
 from robot_rl.sim.expert import ScriptedExpert
@@ -126,7 +126,7 @@ def main() -> None:
         ["classifier precision / recall", f"{scores.precision:.3f} / {scores.recall:.3f}", "", None],
         ["classifier AUROC", summary["classifier_auroc"], "", None],
     ]
-    print_report(f"critics on {TASK} from 64×64 pixels: {len(demos)} demos, {len(successes)} held-out successes, "
+    print_report(f"reward models on {TASK} from 64×64 pixels: {len(demos)} demos, {len(successes)} held-out successes, "
                  f"{len(failures)} failures", ["metric", "value", "target", "met"], rows, summary, args.json)
 
 
