@@ -115,7 +115,7 @@ def test_a_renamed_config_section_in_a_config_file_is_refused(tmp_path, monkeypa
     shutil.copytree(config_dir(), tree)
     (tree / "train.yaml").write_text((tree / "train.yaml").read_text().replace("reward_model:", "critic:", 1))
     monkeypatch.setenv("ROBOT_RL_CONFIG_DIR", str(tree))
-    with pytest.raises(ConfigError, match="'critic' was renamed to 'reward_model'; .* in a config file"):
+    with pytest.raises(ConfigError, match=r"'critic' was renamed to 'reward_model'; .* in a config file"):
         load_config([], name="train")
 
 
