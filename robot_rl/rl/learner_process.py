@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -107,5 +108,11 @@ def learner_address(cfg: DictConfig, run_dir: Path, wait_s: float = 120.0) -> st
     host, port = cfg.learner.address.rsplit(":", 1)
     if port != "0":
         return cfg.learner.address
-    wait_for_file(run_dir / LEARNER_INFO, wait_s, "learner")
-    return f"{host}:{json.loads((run_dir / LEARNER_INFO).read_text())['port']}"
+    return f"{host}:{learner_port(run_dir, wait_s)}"
+
+
+def learner_port(run_dir: Path, wait_s: float, process: Any = None) -> int:
+    """The port the learner of this run folder wrote once it served, waiting up to ``wait_s``
+    (``process``: the learner's :class:`Supervised`, whose death ends the wait)."""
+    wait_for_file(run_dir / LEARNER_INFO, wait_s, "learner", process)
+    return int(json.loads((run_dir / LEARNER_INFO).read_text())["port"])

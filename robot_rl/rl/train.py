@@ -3,7 +3,6 @@ supervised child processes (``robot-rl learner`` and ``robot-rl actor``) on loop
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sys
@@ -30,9 +29,9 @@ from robot_rl.rl.assembly import (
     record_demos,
 )
 from robot_rl.rl.learner import Learner
-from robot_rl.rl.learner_process import LEARNER_INFO, TOKEN_ENV
+from robot_rl.rl.learner_process import LEARNER_INFO, TOKEN_ENV, learner_port
 from robot_rl.rl.run_log import WandbLog
-from robot_rl.rl.supervisor import RunFailed, Supervised, wait_for_file
+from robot_rl.rl.supervisor import RunFailed, Supervised
 from robot_rl.robots import make_env
 
 
@@ -119,8 +118,7 @@ def train_two_processes(cfg: DictConfig, overrides: list[str], run_dir: Path, pr
                        run_dir / "actor.log", env, cfg.train.restarts, output_to_log=False)
     try:
         learner.start()
-        wait_for_file(run_dir / LEARNER_INFO, 120, "learner", learner)
-        port = json.loads((run_dir / LEARNER_INFO).read_text())["port"]
+        port = learner_port(run_dir, 120, learner)
         actor.start()
         while actor.wait(0.5) is None and actor.pid is not None:
             if learner.failure:
