@@ -47,21 +47,18 @@ def config_dir() -> Path:
 def compose(name: str, overrides: list[str] | tuple[str, ...], schema: type,
             renamed: dict[str, str] | None = None) -> DictConfig:
     """``<name>.yaml`` composed with ``overrides`` and merged into the dataclass ``schema``;
-    raises :class:`ConfigError` naming the key. ``renamed``: old section → new, refused with
-    the new name (in an override or in a config file)."""
+    raises :class:`ConfigError` naming the key. ``renamed``: an old key or section → its new
+    name, refused with the new name (in an override or in a config file)."""
     renamed = renamed or {}
     for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key.split(".", 1)[0] in renamed:
-            raise ConfigError(_renamed_message(key, renamed))
+        _refuse_renamed(override.split("=", 1)[0].lstrip("+~"), renamed, "")
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             raw = hydra_compose(config_name=name, overrides=list(overrides))
     except HydraException as e:
         raise ConfigError(_hydra_message(e)) from None
-    for key in raw:
-        if key in renamed:
-            raise ConfigError(_renamed_message(str(key), renamed) + " in a config file")
+    for key in _dotted_keys(raw):
+        _refuse_renamed(key, renamed, " in a config file")
     try:
         return OmegaConf.merge(OmegaConf.structured(schema), raw)
     except OmegaConfBaseException as e:
@@ -89,10 +86,19 @@ def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
-def _renamed_message(key: str, renamed: dict[str, str]) -> str:
-    section, _, rest = key.partition(".")
-    new = renamed[section] + (f".{rest}" if rest else "")
-    return f"config key '{key}' was renamed to '{new}'; write {new}=..."
+def _refuse_renamed(key: str, renamed: dict[str, str], where: str) -> None:
+    for old, new in renamed.items():
+        if key == old or key.startswith(old + "."):
+            new_key = new + key[len(old):]
+            raise ConfigError(f"config key '{key}' was renamed to '{new_key}'; write {new_key}=...{where}")
+
+
+def _dotted_keys(cfg: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in cfg.items() if isinstance(cfg, DictConfig) else ():
+        keys.append(f"{prefix}{key}")
+        keys += _dotted_keys(value, f"{prefix}{key}.")
+    return keys
 
 
 def _hydra_message(e: HydraException) -> str:

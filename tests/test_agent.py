@@ -87,7 +87,7 @@ def expected_target(agent: SACAgent, batch: dict, seed: int) -> torch.Tensor:
     ``update`` draws after ``torch.manual_seed(seed)`` (no augmentation: pad 0)."""
     nxt = batch["next_obs"]
     torch.manual_seed(seed)
-    next_action, log_prob = agent.actor.sample(agent.encoder(images(nxt), nxt["state"]))
+    next_action, log_prob = agent.policy.sample(agent.encoder(images(nxt), nxt["state"]))
     q = agent.target_critic(agent.target_encoder(images(nxt), nxt["state"]), next_action)
     k = agent.cfg.num_target_critics
     if k is not None:
@@ -165,7 +165,7 @@ def test_redq_target_is_min_over_a_random_subset(monkeypatch):
     {"num_critics": 2, "num_target_critics": 0},
     {"num_critics": 2, "num_target_critics": 3},
     {"discount": 0.0}, {"discount": 1.5}, {"tau": 0.0}, {"tau": 2.0},
-    {"actor_update_every": 0}, {"init_temperature": 0.0}, {"init_temperature": -1.0},
+    {"policy_update_every": 0}, {"init_temperature": 0.0}, {"init_temperature": -1.0},
 ])
 def test_invalid_config_raises(kwargs):
     with pytest.raises(ValueError):
@@ -191,7 +191,7 @@ def test_agent_rejects_bad_encoder_and_mismatched_cameras():
 
 # ---------------------------------------------------------------------- learning
 def test_critic_learns_and_losses_stay_finite():
-    agent = make_agent(augmentation_pad=1, critic_lr=1e-3, actor_lr=1e-3)
+    agent = make_agent(augmentation_pad=1, critic_lr=1e-3, policy_lr=1e-3)
     batch = make_batch(n=32)
     batch["reward"] = (batch["obs"]["state"][:, 0] > 0).float()  # readable from the state
     batch["terminated"] = torch.arange(32) % 2 == 0
@@ -204,18 +204,18 @@ def test_critic_learns_and_losses_stay_finite():
 
 
 def test_update_metrics_and_actor_cadence():
-    agent = make_agent(actor_update_every=3)
+    agent = make_agent(policy_update_every=3)
     batch = make_batch()
     actor_steps = []
     for i in range(1, 10):
-        before = [p.detach().clone() for p in agent.actor.parameters()]
+        before = [p.detach().clone() for p in agent.policy.parameters()]
         alpha = agent.alpha.item()
         metrics = agent.update(batch)
-        moved = any(not torch.equal(a, p) for a, p in zip(before, agent.actor.parameters(), strict=True))
+        moved = any(not torch.equal(a, p) for a, p in zip(before, agent.policy.parameters(), strict=True))
         assert set(metrics) >= {"critic_loss", "q", "target_q"}
         if i % 3 == 0:
             actor_steps.append(i)
-            assert set(metrics) == {"critic_loss", "q", "target_q", "actor_loss", "alpha", "entropy"}
+            assert set(metrics) == {"critic_loss", "q", "target_q", "policy_loss", "alpha", "entropy"}
             assert moved and agent.alpha.item() != alpha
         else:
             assert set(metrics) == {"critic_loss", "q", "target_q"}
@@ -225,12 +225,12 @@ def test_update_metrics_and_actor_cadence():
 
 
 def test_actor_never_moves_the_encoder_but_critics_do():
-    agent = make_agent(actor_update_every=1)
+    agent = make_agent(policy_update_every=1)
     batch = make_batch()
     assert not {id(p) for p in agent.encoder.parameters()} & {
-        id(p) for g in agent.actor_opt.param_groups for p in g["params"]}
+        id(p) for g in agent.policy_opt.param_groups for p in g["params"]}
     seen = {}
-    update_actor = agent._update_actor
+    update_actor = agent._update_policy
 
     def spy(features, *rest):
         seen["features_require_grad"] = features.requires_grad
@@ -241,11 +241,11 @@ def test_actor_never_moves_the_encoder_but_critics_do():
         seen["grads_after"] = [p.grad.clone() for p in agent.encoder.parameters()]
         return out
 
-    agent._update_actor = spy
+    agent._update_policy = spy
     initial = [p.detach().clone() for p in agent.encoder.parameters()]
     target_initial = [p.detach().clone() for p in agent.target_encoder.parameters()]
     metrics = agent.update(batch)
-    assert "actor_loss" in metrics and not seen["features_require_grad"]
+    assert "policy_loss" in metrics and not seen["features_require_grad"]
     for before, after in zip(seen["params"], seen["params_after"], strict=True):
         assert torch.equal(before, after)
     for before, after in zip(seen["grads"], seen["grads_after"], strict=True):
@@ -265,7 +265,7 @@ def test_policy_arrays_round_trip_reproduces_actions():
     for _ in range(4):  # move away from the initialisation
         source.update(batch)
     arrays = source.policy_arrays()
-    assert arrays and all(k.split(".")[0] in ("encoder", "actor") for k in arrays)
+    assert arrays and all(k.split(".")[0] in ("encoder", "policy") for k in arrays)
     assert all(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in arrays.values())
     fresh = make_agent(seed=1)
     obs = one_obs(batch)
@@ -281,7 +281,7 @@ def test_policy_arrays_round_trip_reproduces_actions():
 def test_load_policy_arrays_rejects_wrong_weights_naming_the_key():
     agent = make_agent()
     arrays = agent.policy_arrays()
-    key = "actor.net.0.weight"
+    key = "policy.net.0.weight"
     missing = {k: v for k, v in arrays.items() if k != key}
     with pytest.raises(ValueError, match=re.escape("net.0.weight")):
         agent.load_policy_arrays(missing)
@@ -295,21 +295,21 @@ def test_load_policy_arrays_rejects_wrong_weights_naming_the_key():
 
 def test_state_dict_round_trip_resumes_identically():
     batch = make_batch()
-    a = make_agent(seed=0, actor_update_every=2)
+    a = make_agent(seed=0, policy_update_every=2)
     for _ in range(5):
         a.update(batch)
     buffer = io.BytesIO()
     torch.save(a.state_dict(), buffer)  # the way Learner.checkpoint writes it
     buffer.seek(0)
-    b = make_agent(seed=1, actor_update_every=2)
+    b = make_agent(seed=1, policy_update_every=2)
     b.load_state_dict(torch.load(buffer, weights_only=True))
     assert b.updates == a.updates == 5
     assert b.log_alpha.item() == a.log_alpha.item()
-    for name in ("encoder", "critic", "actor", "target_encoder", "target_critic"):
+    for name in ("encoder", "critic", "policy", "target_encoder", "target_critic"):
         for (k, va), vb in zip(getattr(a, name).state_dict().items(), getattr(b, name).state_dict().values(),
                                strict=True):
             assert torch.equal(va, vb), f"{name}.{k}"
-    for name in ("critic_opt", "actor_opt", "alpha_opt"):
+    for name in ("critic_opt", "policy_opt", "alpha_opt"):
         sa, sb = getattr(a, name).state_dict()["state"], getattr(b, name).state_dict()["state"]
         assert sa.keys() == sb.keys() and sa
         for k in sa:
@@ -322,7 +322,7 @@ def test_state_dict_round_trip_resumes_identically():
         torch.manual_seed(5)
         mb = b.update(batch)
         assert ma == mb
-    for pa, pb in zip(a.actor.parameters(), b.actor.parameters(), strict=True):
+    for pa, pb in zip(a.policy.parameters(), b.policy.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert b.updates == 7
 
@@ -346,7 +346,7 @@ def test_resnet_missing_folder_names_the_path(tmp_path):
 
 
 def test_resnet_backbone_is_frozen_and_left_out_of_policy_weights(tiny_resnet):
-    agent = make_agent(size=32, encoder="resnet", resnet_path=str(tiny_resnet), actor_update_every=1)
+    agent = make_agent(size=32, encoder="resnet", resnet_path=str(tiny_resnet), policy_update_every=1)
     backbones = (agent.encoder.backbone, agent.target_encoder.backbone)
     assert all(not p.requires_grad for b in backbones for p in b.parameters())
     assert not agent.encoder.backbone.training  # BatchNorm statistics stay put
@@ -472,10 +472,10 @@ def test_bc_weight_imitates_the_demo_rows_only():
             obs = batch["obs"]
             features = agent.encoder(agent.encoder.backbone_features(agent.camera_inputs(obs, augment=False)),
                                      obs["state"].float())
-            return float(((agent.actor.mode(features) - batch["action"]) ** 2).mean())
+            return float(((agent.policy.mode(features) - batch["action"]) ** 2).mean())
 
     def train(bc_weight: float, demo_rows: bool) -> SACAgent:
-        agent = make_agent(actor_update_every=1, augmentation_pad=0, bc_weight=bc_weight)
+        agent = make_agent(policy_update_every=1, augmentation_pad=0, bc_weight=bc_weight)
         batch = {**make_batch(), DEMO_KEY: torch.full((8,), demo_rows)}
         for _ in range(150):
             agent.update(batch)
@@ -485,5 +485,15 @@ def test_bc_weight_imitates_the_demo_rows_only():
     pure, marked = train(0.0, True), train(5.0, True)
     assert imitation_error(marked, batch) < imitation_error(pure, batch) / 3
     unmarked = train(5.0, False)  # no demo rows: exactly SAC
-    assert all(torch.equal(a, b) for a, b in zip(unmarked.actor.state_dict().values(),
-                                                 pure.actor.state_dict().values(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(unmarked.policy.state_dict().values(),
+                                                 pure.policy.state_dict().values(), strict=True))
+
+
+def test_a_checkpoint_written_before_the_policy_rename_still_loads():
+    a = make_agent(seed=3)
+    old = {{"policy": "actor", "policy_opt": "actor_opt", "policy_frozen_until": "actor_frozen_until"}.get(k, k): v
+           for k, v in a.state_dict().items()}
+    b = make_agent(seed=4)
+    b.load_state_dict(old)
+    assert all(torch.equal(x, y) for x, y in zip(a.policy.state_dict().values(), b.policy.state_dict().values(),
+                                                 strict=True))

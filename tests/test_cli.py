@@ -99,9 +99,12 @@ def test_data_on_a_path_that_is_not_a_store(tmp_path, capsys):
     assert "not an EpisodeStore" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("override", ["critic.name=learned_progress", "+critic.path=x.pt"])
-def test_a_renamed_config_key_names_its_new_name(override):
-    with pytest.raises(ConfigError, match=r"'critic\.\w+' was renamed to 'reward_model\.\w+'") as e:
+@pytest.mark.parametrize(("override", "new"), [("critic.name=learned_progress", "reward_model.name"),
+                                               ("+critic.path=x.pt", "reward_model.path"),
+                                               ("agent.actor_lr=1e-3", "agent.policy_lr"),
+                                               ("agent.actor_update_every=3", "agent.policy_update_every")])
+def test_a_renamed_config_key_names_its_new_name(override, new):
+    with pytest.raises(ConfigError, match=rf"was renamed to '{new}'; write {new}=") as e:
         load_config([override], name="train")
     assert "\n" not in str(e.value)
 

@@ -34,7 +34,7 @@ def test_discounted_returns_count_the_rewards_to_go():
 def _agent(action_dim: int = 2, **agent) -> SACAgent:
     space = gym.spaces.Dict({"cam": gym.spaces.Box(0, 255, (16, 16, 3), np.uint8),
                              "state": gym.spaces.Box(-1, 1, (3,), np.float32)})
-    cfg = AgentConfig(hidden=[32, 32], encoder_features=8, augmentation_pad=0, actor_update_every=1, **agent)
+    cfg = AgentConfig(hidden=[32, 32], encoder_features=8, augmentation_pad=0, policy_update_every=1, **agent)
     return SACAgent(space, action_dim, cfg, seed=0)
 
 
@@ -105,7 +105,7 @@ def test_the_gripper_critic_learns_offline_too():
 
 def test_the_given_actor_is_held_while_the_critics_warm_up():
     agent = _agent()
-    agent.actor_frozen_until = 3  # as Learner.start_from sets it from learner.critic_warmup
+    agent.policy_frozen_until = 3  # as Learner.start_from sets it from learner.critic_warmup
     batch = _batch()
     def snapshot(module):
         return {k: v.clone() for k, v in module.state_dict().items()}
@@ -113,13 +113,13 @@ def test_the_given_actor_is_held_while_the_critics_warm_up():
     def same(module, before) -> bool:
         return all(torch.equal(before[k], v) for k, v in module.state_dict().items())
 
-    actor, encoder, critic = snapshot(agent.actor), snapshot(agent.encoder), snapshot(agent.critic)
+    actor, encoder, critic = snapshot(agent.policy), snapshot(agent.encoder), snapshot(agent.critic)
     for _ in range(3):
         agent.update(batch)
-    assert same(agent.actor, actor) and same(agent.encoder, encoder)  # the policy acts as it was given
+    assert same(agent.policy, actor) and same(agent.encoder, encoder)  # the policy acts as it was given
     assert not same(agent.critic, critic)
     agent.update(batch)
-    assert not same(agent.actor, actor) and not same(agent.encoder, encoder)
+    assert not same(agent.policy, actor) and not same(agent.encoder, encoder)
 
 
 # ---------------------------------------------------------------------- the command
@@ -195,12 +195,12 @@ def test_train_starts_from_an_offline_checkpoint_with_the_recordings_as_demos(tm
     env = make_env(cfg)
     try:
         learner = make_learner(cfg, env, tmp_path / "online" / "learner", demo_sources(cfg, tmp_path))
-        want = load_checkpoint(offline)["agent"]["actor"]
-        got = learner.agent.actor.state_dict()
+        want = load_checkpoint(offline)["agent"]["policy"]
+        got = learner.agent.policy.state_dict()
         assert all(torch.equal(want[k], got[k]) for k in want)
         assert learner.agent.updates == 0 and len(learner.demo) > 0 and len(learner.online) == 0
-        assert not learner.agent.actor_opt.state and not learner.agent.critic_opt.state  # fresh optimisers
-        assert learner.agent.actor_frozen_until == cfg.learner.critic_warmup == 1000
+        assert not learner.agent.policy_opt.state and not learner.agent.critic_opt.state  # fresh optimisers
+        assert learner.agent.policy_frozen_until == cfg.learner.critic_warmup == 1000
         assert cfg.agent.bc_weight is None and learner.agent.bc_weight == 20.0  # started from demos: stays on them
         learner.agent.updates = 7
         learner.checkpoint()

@@ -29,7 +29,7 @@ TINY = [
 
 def _finite_checkpoint(path):
     state = torch.load(path, map_location="cpu", weights_only=True)["agent"]
-    for name in ("encoder", "critic", "actor"):
+    for name in ("encoder", "critic", "policy"):
         assert all(torch.isfinite(t).all() for t in state[name].values()), name
     return state["updates"]
 
@@ -116,8 +116,8 @@ def test_in_process_training_is_deterministic_and_evaluable(tmp_path, capsys):
     assert main(["train", *args, f"run_dir={tmp_path / 'b'}"]) == 0
     capsys.readouterr()
     assert list((tmp_path / "a" / "wandb").glob("offline-run-*"))  # wandb, offline: files in the run folder
-    a = torch.load(tmp_path / "a" / "learner" / "checkpoint.pt", weights_only=True)["agent"]["actor"]
-    b = torch.load(tmp_path / "b" / "learner" / "checkpoint.pt", weights_only=True)["agent"]["actor"]
+    a = torch.load(tmp_path / "a" / "learner" / "checkpoint.pt", weights_only=True)["agent"]["policy"]
+    b = torch.load(tmp_path / "b" / "learner" / "checkpoint.pt", weights_only=True)["agent"]["policy"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
     assert main(["eval", *TINY, f"checkpoint={tmp_path / 'a' / 'learner'}", "episodes=2",

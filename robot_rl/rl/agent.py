@@ -1,7 +1,7 @@
 """SAC with the tricks that make real-robot RL sample-efficient (RLPD, DrQ, HIL-SERL).
 
-One :meth:`SACAgent.update` is one critic step (and, every ``actor_update_every`` critic
-steps, one actor and temperature step); the learner loop calls it ``utd_ratio`` times per
+One :meth:`SACAgent.update` is one critic step (and, every ``policy_update_every`` critic
+steps, one policy and temperature step); the learner loop calls it ``utd_ratio`` times per
 environment step. Targets bootstrap through truncations (time limits) and stop only at
 terminations; the replay buffer never pairs steps across episodes.
 """
@@ -44,6 +44,10 @@ def gripper_choice(command: torch.Tensor) -> torch.Tensor:
     return (command > 0.5).long() * 2 + ((command >= -0.5) & (command <= 0.5)).long()
 
 
+#: checkpoint keys of before the policy network was called the policy (issue 17): still read
+RENAMED_STATE = {"actor": "policy", "actor_opt": "policy_opt", "actor_frozen_until": "policy_frozen_until"}
+
+
 class SACAgent:
     def __init__(self, observation_space: gym.spaces.Dict, action_dim: int, cfg: AgentConfig,
                  device: str | torch.device = "cpu", seed: int = 0):
@@ -59,13 +63,13 @@ class SACAgent:
 
         if cfg.gripper_critic and action_dim < 2:
             raise ValueError("gripper_critic needs an action with a gripper command as its last dimension")
-        # with a gripper critic the actor and critics handle every dimension but the last
+        # with a gripper critic the policy and critics handle every dimension but the last
         self.continuous_dim = action_dim - 1 if cfg.gripper_critic else action_dim
         self.encoder = PixelEncoder(self.cameras, image_size, state_dim, cfg.encoder, cfg.encoder_features,
                                     cfg.resnet_path).to(self.device)
         self.critic = QEnsemble(self.encoder.out_dim, self.continuous_dim, cfg.hidden,
                                      cfg.num_critics).to(self.device)
-        self.actor = GaussianPolicy(self.encoder.out_dim, self.continuous_dim, cfg.hidden).to(self.device)
+        self.policy = GaussianPolicy(self.encoder.out_dim, self.continuous_dim, cfg.hidden).to(self.device)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
@@ -81,12 +85,12 @@ class SACAgent:
         # fused Adam: one kernel over all parameters instead of a Python loop per tensor
         self.critic_opt = torch.optim.Adam([*trainable_encoder, *self.critic.parameters()], lr=cfg.critic_lr,
                                            fused=True)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr, fused=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temperature_lr)
         self.updates = 0
-        # the actor, temperature and encoder learn only after this update: the critics of an
+        # the policy, temperature and encoder learn only after this update: the critics of an
         # agent started from a checkpoint first learn the values of the policy they were given
-        self.actor_frozen_until = 0
+        self.policy_frozen_until = 0
         self.bc_weight = cfg.bc_weight or 0.0  # the learner sets it when bc_weight is None and it starts from init
         self.autocast = cfg.mixed_precision and self.device.type == "cuda"
         if self.device.type == "cuda":
@@ -105,7 +109,7 @@ class SACAgent:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             features = self.encoder(self.encoder.backbone_features(self.camera_inputs(batch, augment=False)),
                                     batch[STATE_KEY].float())
-            action = self.actor.mode(features) if deterministic else self.actor.sample(features)[0]
+            action = self.policy.mode(features) if deterministic else self.policy.sample(features)[0]
             action = action[0].float().cpu().numpy()
             if self.gripper_q is not None:
                 choice = int(self.gripper_q(features)[0].argmax())
@@ -126,7 +130,7 @@ class SACAgent:
 
     # ------------------------------------------------------------------ learning
     def update(self, batch: Batch) -> dict[str, float]:
-        """One critic step on ``batch`` (and an actor/temperature step on the actor's cadence).
+        """One critic step on ``batch`` (and a policy/temperature step on the policy's cadence).
 
         ``batch``: ``obs`` and ``next_obs`` (dicts of uint8 images and float ``state``),
         ``action``, ``reward``, ``terminated`` (all tensors on this agent's device).
@@ -143,7 +147,7 @@ class SACAgent:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             with torch.no_grad():
                 next_features = self.encoder(next_images, next_state)
-                next_action, next_log_prob = self.actor.sample(next_features)
+                next_action, next_log_prob = self.policy.sample(next_features)
                 target_q = self.target_critic(self.target_encoder(next_images, next_state), next_action)
                 if self.cfg.num_target_critics is not None:
                     subset = torch.randperm(self.cfg.num_critics, device=self.device)[: self.cfg.num_target_critics]
@@ -151,14 +155,14 @@ class SACAgent:
                 target_v = target_q.min(dim=0).values.float() - self.alpha.detach() * next_log_prob.float()
                 target = reward + self.cfg.discount * not_done * target_v
             features = self.encoder(images, state)
-            if self.updates < self.actor_frozen_until:  # the given actor reads these features: hold them too
+            if self.updates < self.policy_frozen_until:  # the given policy reads these features: hold them too
                 features = features.detach()
             q = self.critic(features, action).float()
             critic_loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(1).sum()
             demo = batch.get(DEMO_KEY)
             if self.bc_weight > 0 and demo is not None and features.requires_grad and bool(demo.any()):
                 # the encoder keeps what imitating the demos needs, not only what the values need
-                # (it is what robot-rl offline trained it for); the actor's own step is below
+                # (it is what robot-rl offline trained it for); the policy's own step is below
                 critic_loss = critic_loss + self.bc_weight * self._imitation_error(features, action, demo)
         self.optimizer_step(self.critic_opt, critic_loss, [*self.encoder.parameters(), *self.critic.parameters()])
         self.update_targets()
@@ -168,14 +172,14 @@ class SACAgent:
         if self.gripper_q is not None:
             metrics.update(self.update_gripper(features.detach(), next_features, full_action[:, -1], reward,
                                                not_done))
-        if self.updates % self.cfg.actor_update_every == 0 and self.updates > self.actor_frozen_until:
-            metrics.update(self._update_actor(features.detach(), action, batch.get(DEMO_KEY)))
+        if self.updates % self.cfg.policy_update_every == 0 and self.updates > self.policy_frozen_until:
+            metrics.update(self._update_policy(features.detach(), action, batch.get(DEMO_KEY)))
         return metrics
 
     def _imitation_error(self, features: torch.Tensor, data_action: torch.Tensor, demo: torch.Tensor) -> torch.Tensor:
-        """Mean squared error of the actor's mean action to the demo rows' actions."""
+        """Mean squared error of the policy's mean action to the demo rows' actions."""
         mask = demo.float().view(-1)
-        error = ((self.actor.mode(features).float() - data_action.float()) ** 2).mean(-1)
+        error = ((self.policy.mode(features).float() - data_action.float()) ** 2).mean(-1)
         return (error * mask).sum() / mask.sum()
 
     def update_gripper(self, features: torch.Tensor, next_features: torch.Tensor, command: torch.Tensor,
@@ -200,31 +204,31 @@ class SACAgent:
                                  self.cfg.tau)
         return {"gripper_loss": loss.item(), "gripper_q": q.mean().item()}
 
-    def _update_actor(self, features: torch.Tensor, data_action: torch.Tensor | None = None,
+    def _update_policy(self, features: torch.Tensor, data_action: torch.Tensor | None = None,
                       demo: torch.Tensor | None = None) -> dict[str, float]:
-        """SAC's actor and temperature step; with ``bc_weight`` > 0, plus imitation of the
+        """SAC's policy and temperature step; with ``bc_weight`` > 0, plus imitation of the
         actions of the batch's demo rows (``demo``: 1 where a row is a demonstration's)."""
         metrics = {}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            action, log_prob = self.actor.sample(features)
+            action, log_prob = self.policy.sample(features)
             log_prob = log_prob.float()
             q = self.critic(features, action).float().mean(0)
-            actor_loss = (self.alpha.detach() * log_prob - q).mean()
+            policy_loss = (self.alpha.detach() * log_prob - q).mean()
             if self.bc_weight > 0 and demo is not None and bool(demo.any()):
                 bc = self._imitation_error(features, data_action, demo)
-                actor_loss = actor_loss / q_scale(q) + self.bc_weight * bc
+                policy_loss = policy_loss / q_scale(q) + self.bc_weight * bc
                 metrics["bc_loss"] = bc.item()
-        self.optimizer_step(self.actor_opt, actor_loss, self.actor.parameters())
+        self.optimizer_step(self.policy_opt, policy_loss, self.policy.parameters())
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
         self.optimizer_step(self.alpha_opt, alpha_loss, [self.log_alpha])
-        return {**metrics, "actor_loss": actor_loss.item(), "alpha": self.alpha.item(),
+        return {**metrics, "policy_loss": policy_loss.item(), "alpha": self.alpha.item(),
                 "entropy": -log_prob.mean().item()}
 
     def optimizer_step(self, optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
                        loss: torch.Tensor, params: Iterable[torch.Tensor] | None = None) -> None:
         """Zero, backpropagate ``loss``, clip ``params``' gradients (``grad_clip``; by default
         every parameter the optimisers hold), and step each optimiser (one loss may train parts
-        held by several, as offline imitation trains encoder and actor)."""
+        held by several, as offline imitation trains encoder and policy)."""
         optimizers = [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else list(optimizers)
         if params is None:
             params = [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
@@ -249,7 +253,7 @@ class SACAgent:
 
     # ------------------------------------------------------------------ weights
     def policy_arrays(self) -> dict[str, np.ndarray]:
-        """What an actor needs to act: the encoder's trainable part and the actor, as arrays.
+        """What an actor needs to act: the encoder's trainable part and the policy, as arrays.
 
         A frozen backbone is left out: every actor loads it from its own local copy.
         """
@@ -261,7 +265,7 @@ class SACAgent:
         return arrays
 
     def _policy_modules(self) -> list[tuple[str, torch.nn.Module]]:
-        modules = [("encoder", self.encoder), ("actor", self.actor)]
+        modules = [("encoder", self.encoder), ("policy", self.policy)]
         return modules + ([("gripper_q", self.gripper_q)] if self.gripper_q is not None else [])
 
     def load_policy_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
@@ -279,24 +283,26 @@ class SACAgent:
 
     def state_dict(self) -> dict[str, object]:
         return {
-            "encoder": self.encoder.state_dict(), "critic": self.critic.state_dict(), "actor": self.actor.state_dict(),
+            "encoder": self.encoder.state_dict(), "critic": self.critic.state_dict(),
+            "policy": self.policy.state_dict(),
             "target_encoder": self.target_encoder.state_dict(), "target_critic": self.target_critic.state_dict(),
             "log_alpha": self.log_alpha.detach().cpu(), "critic_opt": self.critic_opt.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
-            "updates": self.updates, "actor_frozen_until": self.actor_frozen_until,
+            "policy_opt": self.policy_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
+            "updates": self.updates, "policy_frozen_until": self.policy_frozen_until,
             **({"gripper_q": self.gripper_q.state_dict(), "gripper_target": self.gripper_target.state_dict(),
                 "gripper_opt": self.gripper_opt.state_dict()} if self.gripper_q is not None else {}),
         }
 
     def load_state_dict(self, state: Mapping[str, object]) -> None:
-        for name in ("encoder", "critic", "actor", "target_encoder", "target_critic"):
+        state = {RENAMED_STATE.get(k, k): v for k, v in state.items()}  # checkpoints written before issue 17
+        for name in ("encoder", "critic", "policy", "target_encoder", "target_critic"):
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        for name in ("critic_opt", "actor_opt", "alpha_opt"):
+        for name in ("critic_opt", "policy_opt", "alpha_opt"):
             getattr(self, name).load_state_dict(state[name])
         if self.gripper_q is not None:
             for name in ("gripper_q", "gripper_target", "gripper_opt"):
                 getattr(self, name).load_state_dict(state[name])
         self.updates = int(state["updates"])
-        self.actor_frozen_until = int(state.get("actor_frozen_until", 0))
+        self.policy_frozen_until = int(state.get("policy_frozen_until", 0))

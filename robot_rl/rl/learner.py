@@ -215,7 +215,7 @@ class Learner:
     def start_from(self, path: str | Path, critic_warmup: int = 0) -> None:
         """Take the networks of another run's checkpoint, e.g. an offline one, as this run's
         starting point; the update count starts again from 0, and for the first
-        ``critic_warmup`` updates only the critics learn (the actor acts as it was given).
+        ``critic_warmup`` updates only the critics learn (the given policy acts unchanged).
 
         The optimisers start fresh: Adam's second moments from offline imitation, far smaller
         than online gradients, made its first online steps many times the learning rate, and
@@ -224,7 +224,7 @@ class Learner:
         fresh = {k: v for k, v in self.agent.state_dict().items() if k.endswith("_opt")}
         load_agent_state(self.agent, {**state["agent"], **fresh}, path)
         self.agent.updates = 0
-        self.agent.actor_frozen_until = critic_warmup
+        self.agent.policy_frozen_until = critic_warmup
         log.info("starting from %s", checkpoint_file(path))
 
     def close(self) -> None:

@@ -3,7 +3,7 @@
 Two methods, on the same :class:`SACAgent` networks that online training uses, so an offline
 checkpoint is a starting point for ``robot-rl train init=...`` as it is:
 
-- ``bc``: the encoder and actor imitate the recorded actions: the squared error of the
+- ``bc``: the encoder and policy imitate the recorded actions: the squared error of the
   mean action, and that of a sampled action for the spread.
 - ``calql``: the same imitation, and critics trained as in Cal-QL (Nakamoto et al., 2023)
   on the features of that encoder, so that online fine-tuning starts from values it can
@@ -15,8 +15,8 @@ checkpoint is a starting point for ``robot-rl train init=...`` as it is:
   stops pushing a policy action's Q once it is below the recorded return-to-go (Cal-QL),
   and a recorded action's TD target is floored at that return, a lower bound on its worth.
   The TD backup carries no entropy bonus (CQL's default). ``q_weight`` > 0 adds SAC's Q
-  term to the actor (divided by the batch's mean |Q| above 1, as in TD3+BC), for data worse than
-  an expert's; on expert demos it only pulled the actor off them (30 % against 90 % after
+  term to the policy (divided by the batch's mean |Q| above 1, as in TD3+BC), for data worse than
+  an expert's; on expert demos it only pulled the policy off them (30 % against 90 % after
   500 updates at 0.1), so it is 0 by default.
 
 Rewards are the recorded ones, or any reward model's (``reward_model.name``), recomputed as the episodes
@@ -87,7 +87,7 @@ class OfflineUpdater:
             features = agent.encoder(images, state)
             loss, squared = self._imitation(features, action)
         metrics = {"bc_loss": squared.item()}
-        optimizers = [agent.critic_opt, agent.actor_opt]  # the critic's holds the encoder
+        optimizers = [agent.critic_opt, agent.policy_opt]  # the critic's holds the encoder
         if self.cfg.method == "bc" and agent.gripper_q is not None:
             loss = loss + F.cross_entropy(agent.gripper_q(features.float()), gripper_choice(full_action[:, -1]))
             optimizers.append(agent.gripper_opt)
@@ -104,7 +104,7 @@ class OfflineUpdater:
                     features.detach(), next_features, full_action[:, -1], batch["reward"].float().view(-1),
                     1.0 - batch["terminated"].float().view(-1), conservative=self.cfg.cql_alpha))
             if self.cfg.q_weight > 0:
-                metrics.update(self._actor_step(features.detach()))
+                metrics.update(self._policy_step(features.detach()))
         return metrics
 
     def _critic_loss(self, batch: Mapping[str, Any], features: torch.Tensor,
@@ -120,7 +120,7 @@ class OfflineUpdater:
             next_images = agent.encoder.backbone_features(agent.camera_inputs(next_obs, augment=True))
             next_state = next_obs[STATE_KEY].float()
             next_features = agent.encoder(next_images, next_state)
-            next_action, _ = agent.actor.sample(next_features)
+            next_action, _ = agent.policy.sample(next_features)
             target_q = agent.target_critic(agent.target_encoder(next_images, next_state), next_action)
             # no entropy bonus in the backup (CQL's default): a policy as sharp as expert data has
             # log-probabilities far above 0, and the bonus would drive every value negative
@@ -144,8 +144,8 @@ class OfflineUpdater:
         repeated = features.repeat_interleave(n, dim=0)
         with torch.no_grad():
             random_action = torch.rand(batch * n, dim, device=features.device) * 2 - 1
-            policy_action, policy_log_prob = agent.actor.sample(repeated.detach())
-            next_action, next_log_prob = agent.actor.sample(next_features.repeat_interleave(n, dim=0))
+            policy_action, policy_log_prob = agent.policy.sample(repeated.detach())
+            next_action, next_log_prob = agent.policy.sample(next_features.repeat_interleave(n, dim=0))
 
         def q_of(a: torch.Tensor) -> torch.Tensor:  # (critics, batch, n)
             return agent.critic(repeated, a).float().view(-1, batch, n)
@@ -164,27 +164,27 @@ class OfflineUpdater:
         return gap.mean(1).sum(), q_policy.mean().item()
 
     def _imitation(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, squared error): the squared error of the actor's mean action to the recorded
+        """(loss, squared error): the squared error of the policy's mean action to the recorded
         one, plus that of a sampled action for the spread alone (the mean held fixed in it), so
         that the stochastic policy is as tight as the data. (The recorded actions' likelihood
         would not do: at ±1, where a scripted or saturated command sits, the squashed mean is
         still far from it in pre-tanh terms, and the spread grew to cover the gap.)"""
-        mean, log_std = self.agent.actor(features)
+        mean, log_std = self.agent.policy(features)
         squared = F.mse_loss(torch.tanh(mean), action)
         sampled = torch.tanh(mean.detach() + log_std.exp() * torch.randn_like(mean))
         return squared + F.mse_loss(sampled, action), squared
 
-    def _actor_step(self, features: torch.Tensor) -> dict[str, float]:
-        """SAC's actor and temperature step, weighted ``q_weight`` (the imitation step is done)."""
+    def _policy_step(self, features: torch.Tensor) -> dict[str, float]:
+        """SAC's policy and temperature step, weighted ``q_weight`` (the imitation step is done)."""
         agent = self.agent
-        sampled, log_prob = agent.actor.sample(features)
+        sampled, log_prob = agent.policy.sample(features)
         log_prob = log_prob.float()
         q = agent.critic(features, sampled).float().mean(0)
-        actor_loss = self.cfg.q_weight * (agent.alpha.detach() * log_prob - q).mean() / q_scale(q)
-        agent.optimizer_step(agent.actor_opt, actor_loss, agent.actor.parameters())
+        policy_loss = self.cfg.q_weight * (agent.alpha.detach() * log_prob - q).mean() / q_scale(q)
+        agent.optimizer_step(agent.policy_opt, policy_loss, agent.policy.parameters())
         alpha_loss = -(agent.log_alpha * (log_prob.detach() + agent.target_entropy)).mean()
         agent.optimizer_step(agent.alpha_opt, alpha_loss, [agent.log_alpha])
-        return {"actor_loss": actor_loss.item(), "alpha": agent.alpha.item(), "entropy": -log_prob.mean().item()}
+        return {"policy_loss": policy_loss.item(), "alpha": agent.alpha.item(), "entropy": -log_prob.mean().item()}
 
 # ---------------------------------------------------------------------- data
 def load_offline_buffer(cfg: DictConfig, spec: StoreSpec) -> tuple[ReplayBuffer, dict[str, Any]]:

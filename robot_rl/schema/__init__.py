@@ -15,8 +15,10 @@ from robot_rl.schema.robot import Config, validate_robot
 from robot_rl.schema.training import TrainConfig, validate_training
 
 SCHEMAS = {"config": Config, "train": TrainConfig, "calibrate": CalibrateConfig}
-#: old section → new: refused with the new name ("critic" now means only SAC's Q-functions)
-RENAMED = {"critic": "reward_model"}
+#: old key or section → new, refused with the new name (issue 17: "critic" means only SAC's
+#: Q-functions, "actor" only the acting loop; the network that chooses actions is the policy)
+RENAMED = {"critic": "reward_model", "agent.actor_lr": "agent.policy_lr",
+           "agent.actor_update_every": "agent.policy_update_every"}
 
 
 def load_config(overrides: list[str] | tuple[str, ...] = (), name: str = "config") -> DictConfig:

@@ -28,12 +28,12 @@ class AgentConfig:
     num_target_critics: int | None = None  # REDQ: min over a random subset of this size; None: all
     discount: float = 0.97
     tau: float = 0.005
-    actor_lr: float = 3e-4
+    policy_lr: float = 3e-4
     critic_lr: float = 3e-4
     temperature_lr: float = 3e-4
     init_temperature: float = 1e-2
     target_entropy: float | None = None  # None: -|A| / 2
-    actor_update_every: int = 2  # critic:actor update ratio
+    policy_update_every: int = 2  # critic:actor update ratio
     augmentation_pad: int = 4  # DrQ random shift in pixels; 0 turns it off
     grad_clip: float | None = None
     mixed_precision: bool = True  # bf16 autocast, CUDA only
@@ -55,11 +55,11 @@ class AgentConfig:
                              f"got {self.num_target_critics}")
         if not 0 < self.discount <= 1 or not 0 < self.tau <= 1:
             raise ValueError(f"discount and tau must be in (0, 1], got {self.discount} and {self.tau}")
-        if self.actor_update_every < 1 or self.init_temperature <= 0:
-            raise ValueError("actor_update_every must be >= 1 and init_temperature > 0")
+        if self.policy_update_every < 1 or self.init_temperature <= 0:
+            raise ValueError("policy_update_every must be >= 1 and init_temperature > 0")
         if self.augmentation_pad < 0:
             raise ValueError(f"augmentation_pad must be >= 0, got {self.augmentation_pad}")
-        if min(self.actor_lr, self.critic_lr, self.temperature_lr) <= 0:
+        if min(self.policy_lr, self.critic_lr, self.temperature_lr) <= 0:
             raise ValueError("learning rates must be > 0")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
