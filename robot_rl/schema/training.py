@@ -33,7 +33,7 @@ class AgentConfig:
     temperature_lr: float = 3e-4
     init_temperature: float = 1e-2
     target_entropy: float | None = None  # None: -|A| / 2
-    policy_update_every: int = 2  # critic:actor update ratio
+    policy_update_every: int = 2  # critic:policy update ratio
     augmentation_pad: int = 4  # DrQ random shift in pixels; 0 turns it off
     grad_clip: float | None = None
     mixed_precision: bool = True  # bf16 autocast, CUDA only
@@ -79,7 +79,7 @@ class LearnerConfig:
     publish_every: int = 50  # updates between weight publications
     checkpoint_every: int = 1000  # updates between checkpoints
     record: bool = True  # keep what arrives in run_dir/replay.zarr
-    critic_warmup: int = 1000  # with init=: updates in which only the critics learn, the given actor held
+    critic_warmup: int = 1000  # with init=: updates in which only the critics learn, the given policy held
 
     def __post_init__(self) -> None:
         if self.critic_warmup < 0:
@@ -98,9 +98,9 @@ OFFLINE_METHODS = ("bc", "calql")
 class OfflineConfig:
     """`robot-rl offline`: learning from recordings alone, before (or instead of) the robot."""
 
-    method: str = "calql"  # bc: the actor imitates the data | calql: Cal-QL critic, SAC actor plus a BC term
+    method: str = "calql"  # bc: the policy imitates the data | calql: Cal-QL critic, SAC policy plus a BC term
     updates: int = 20_000  # gradient updates in all (a resumed run continues to this count)
-    q_weight: float = 0.0  # calql: the SAC (Q) term in the actor's loss next to imitation's 1 (0: the actor imitates)
+    q_weight: float = 0.0  # calql: the SAC (Q) term in the policy's loss next to imitation's 1 (0: the policy imitates)
     cql_alpha: float = 1.0  # calql: weight of the conservative term
     cql_samples: int = 4  # calql: actions per kind (random, policy at s, policy at s') in the conservative term
     calibrated: bool = True  # calql: values held at the scale of the data's returns-to-go (Cal-QL); false: CQL
