@@ -53,7 +53,7 @@ def test_redact_blanks_every_secret_that_is_set_at_any_depth():
     assert out["learner"] == {"token": REDACTED, "address": "gpu:50051",
                               "tls": {"cert": "c.pem", "key": REDACTED, "ca": None}}
     assert out["console"]["token"] is None and out["console"]["host"] == "0.0.0.0"  # unset stays unset
-    assert out["reward-model"] == {"api_key_env": REDACTED, "base_url": "https://x/v1"}
+    assert out["reward_model"] == {"api_key_env": REDACTED, "base_url": "https://x/v1"}
     assert out["db"] == {"Password": REDACTED, "user": "me", "nested": [{"client_secret": REDACTED}, {"name": "ok"}]}
     assert out["wandb_apikey"] == "" and out["tokens"] == {}
     assert out["private_key_path"] == REDACTED and out["credentials"] == REDACTED  # a whole section

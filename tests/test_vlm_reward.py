@@ -172,7 +172,7 @@ def test_an_api_key_over_plain_http_to_another_host_is_refused_unless_allowed(ur
     for loopback in ("http://127.0.0.1:8000/v1", "http://localhost:8000/v1", "http://[::1]:8000/v1",
                      "http://127.0.0.2/v1"):  # the key never leaves this machine
         EndpointConfig(loopback, "m", api_key_env="VLM_KEY")
-    with pytest.raises(ConfigError, match=r"'reward model\.base_url'"):
+    with pytest.raises(ConfigError, match=r"'reward_model\.base_url'"):
         EndpointConfig("ftp://vlm.lab/v1", "m")
 
 
@@ -184,7 +184,7 @@ def test_the_config_refuses_a_key_over_http_at_build_time(monkeypatch):
     monkeypatch.setenv("VLM_KEY", "sk-test")
     vlm_cfg = ["cameras=sim64", "reward_model.name=vlm_progress", "reward_model.base_url=http://vlm.lab:8000/v1",
                "reward_model.model=m", "reward_model.api_key_env=VLM_KEY", "reward_model.camera=front"]
-    with pytest.raises(ConfigError, match=r"reward model\.allow_insecure"):
+    with pytest.raises(ConfigError, match=r"reward_model\.allow_insecure"):
         make_reward_model(load_config(vlm_cfg, name="train"))
     assert load_config([*vlm_cfg, "reward_model.allow_insecure=true"], name="train").reward_model.allow_insecure
 

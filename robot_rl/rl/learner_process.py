@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from robot_rl.config import ConfigError
 from robot_rl.env.factory import spaces_from_config
+from robot_rl.files import atomic_write_text
 from robot_rl.rewards.training import relabeler_for
 from robot_rl.rl.assembly import agent_for, config_section, demo_sources, pick_device
 from robot_rl.rl.learner import Learner
@@ -75,7 +76,7 @@ def run_learner(cfg: DictConfig, run_dir: Path, stop: threading.Event | None = N
     server.start()
     learner.publish()  # actors can start acting with the initial (or restored) policy
     info = {"port": server.port, "pid": os.getpid(), "updates": agent.updates}
-    (run_dir / LEARNER_INFO).write_text(json.dumps(info))
+    atomic_write_text(run_dir / LEARNER_INFO, json.dumps(info))  # an actor never reads half of it
     log.info("learner serving on port %d (updates so far %d, env steps %d)", server.port, agent.updates,
              learner.env_steps)
     last_log, last_updates = time.monotonic(), agent.updates
