@@ -241,3 +241,13 @@ def test_an_episode_sent_again_after_a_learner_restart_is_stored_once(tmp_path, 
         learner.close()
     with EpisodeStore.open(tmp_path / "replay.zarr") as replay:
         assert [(e.attrs["key"], e.length) for e in replay.episodes()] == [("robot-a/42/7", 2), ("robot-a/43/7", 2)]
+
+
+def test_a_child_never_started_stops_cleanly(tmp_path):
+    """train's cleanup when it fails before starting the actor (it once raised there and left
+    the learner running)."""
+    from robot_rl.rl.supervisor import Supervised
+
+    child = Supervised("actor", lambda: [sys.executable, "-c", "pass"], tmp_path / "actor.log", dict(os.environ), 0)
+    child.stop()
+    assert child.pid is None

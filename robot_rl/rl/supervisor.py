@@ -97,7 +97,8 @@ class Supervised:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self._watcher.join(5.0)
+        if self._watcher.ident is not None:  # a child never started (train stopped early) has no watcher
+            self._watcher.join(5.0)
         if self._log is not None:
             self._log.close()
 

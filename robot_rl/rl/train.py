@@ -127,5 +127,7 @@ def train_two_processes(cfg: DictConfig, overrides: list[str], run_dir: Path, pr
             raise RunFailed(actor.failure)
         return read_report(run_dir, actor_id)
     finally:
-        actor.stop()
-        learner.stop()
+        try:
+            actor.stop()
+        finally:
+            learner.stop()  # whatever happened to the actor, no learner is left behind
