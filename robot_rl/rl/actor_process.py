@@ -66,9 +66,9 @@ def run_actor(cfg: DictConfig, run_dir: Path, progress_bar: bool = True, actor_i
     with ExitStack() as closing:
         envs = closing.enter_context(ActorEnvs.build(cfg, env_factory, device))
         agent = make_agent(cfg, envs.env, "cpu")
-        learner = closing.enter_context(PolicySource.connect(cfg, run_dir, actor_id, agent))
         store = open_store(run_dir, actor_id, envs.env)
         closing.callback(store.close)
+        learner = closing.enter_context(PolicySource.connect(cfg, run_dir, actor_id, agent))
         log.info("actor %s: %s", actor_id, f"resuming at {store.num_steps} of {cfg.train.env_steps} env steps"
                  if store.num_steps else f"{cfg.train.env_steps} env steps to go")
         if cfg.init:  # the policy to start from comes from the learner: never act with random weights instead
