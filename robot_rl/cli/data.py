@@ -8,7 +8,12 @@ import argparse
 import sys
 from collections.abc import Collection
 
+from robot_rl.config import ConfigError
 from robot_rl.schema import load_config
+
+
+class DataCommandError(ValueError):
+    """A ``robot-rl data`` sub-command that cannot run as asked (usage, input); one line."""
 
 
 def split_options(items: list[str], known: Collection[str], prefixes: tuple[str, ...] = (),
@@ -31,6 +36,16 @@ def split_options(items: list[str], known: Collection[str], prefixes: tuple[str,
 
 def cmd_data(args: argparse.Namespace) -> int:
     """Inspect an EpisodeStore (info, check, video), or move episodes from and to ROS 2 bags and LeRobotDatasets."""
+    try:
+        return _run(args)
+    except ConfigError:
+        raise  # robot-rl's own line for config errors
+    except (ValueError, FileNotFoundError, IndexError) as e:  # a bad option, bag, dataset or store: one line
+        print(f"robot-rl: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from robot_rl.data import EpisodeStore
     from robot_rl.data.inspect import episode_frames, store_info
     from robot_rl.rl.rollout import write_video
@@ -43,12 +58,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         return _import_lerobot(args.path, args.options)
     if args.action == "export-lerobot":
         return _export_lerobot(args.path, args.options)
-    try:
-        store = EpisodeStore.open(args.path, mode="r")
-    except (FileNotFoundError, ValueError) as e:
-        print(f"robot-rl: {e}", file=sys.stderr)
-        return 2
-    with store:
+    with EpisodeStore.open(args.path, mode="r") as store:
         if args.action == "info":
             print(store_info(store))
             return 0
@@ -61,12 +71,10 @@ def cmd_data(args: argparse.Namespace) -> int:
             return 1 if problems else 0
         opts, unknown = split_options(args.options, ("episode", "out", "fps"))
         if unknown or "episode" not in opts:
-            print("robot-rl: usage: robot-rl data video PATH episode=N [out=episode.mp4] [fps=10]", file=sys.stderr)
-            return 2
+            raise DataCommandError("usage: robot-rl data video PATH episode=N [out=episode.mp4] [fps=10]")
         index = int(opts["episode"])
         if not 0 <= index < len(store.episodes()):
-            print(f"robot-rl: {args.path} has episodes 0..{len(store.episodes()) - 1}, not {index}", file=sys.stderr)
-            return 2
+            raise DataCommandError(f"{args.path} has episodes 0..{len(store.episodes()) - 1}, not {index}")
         out = opts.get("out", f"episode_{index}.mp4")
         write_video(out, episode_frames(store, index), fps=float(opts.get("fps", 10)))
         print(f"wrote {out}")
@@ -80,16 +88,15 @@ def _import_bag(bag: str, options: list[str]) -> int:
     """robot-rl data import-bag BAG out=STORE [rate=HZ phase=F ee_pose=T joint_states=T command=T
     image.<camera>=T] [config overrides: robot=... cameras=... task=...]"""
     from robot_rl.data import EpisodeStore, StoreSpec
-    from robot_rl.data.bags import BagError, BagTopics, import_bag
+    from robot_rl.data.bags import BagTopics, import_bag
     from robot_rl.env.factory import image_transforms, spaces_from_config
     from robot_rl.env.robot_env import ActionSpec
 
     opts, overrides = split_options(options, BAG_OPTIONS, prefixes=("image.",))
     cfg = load_config(overrides)
     if "out" not in opts:
-        print("robot-rl: usage: robot-rl data import-bag BAG out=STORE [rate=HZ] [image.<camera>=TOPIC ...] "
-              "[robot=... cameras=... task=...]", file=sys.stderr)
-        return 2
+        raise DataCommandError("usage: robot-rl data import-bag BAG out=STORE [rate=HZ] [image.<camera>=TOPIC ...] "
+                               "[robot=... cameras=... task=...]")
     images = {name: opts.get(f"image.{name}", f"{name}/image_raw") for name in cfg.cameras}
     topics = BagTopics(images, opts.get("ee_pose", "/ee_pose"), opts.get("joint_states", "/joint_states") or None,
                        opts.get("command", "/target_pose"))
@@ -97,15 +104,10 @@ def _import_bag(bag: str, options: list[str]) -> int:
     try:
         rate, phase = float(opts.get("rate", cfg.robot.control_hz)), float(opts.get("phase", 0.25))
     except ValueError as e:
-        print(f"robot-rl: rate and phase must be numbers: {e}", file=sys.stderr)
-        return 2
-    try:
-        with EpisodeStore.append_or_create(opts["out"], StoreSpec.from_spaces(obs_space, action_dim)) as store:
-            steps = import_bag(bag, store, ActionSpec(**cfg.task.action), image_transforms(cfg),
-                               list(cfg.robot.proprio), rate, topics, phase, task=cfg.task.name)
-    except BagError as e:
-        print(f"robot-rl: {e}", file=sys.stderr)
-        return 2
+        raise DataCommandError(f"rate and phase must be numbers: {e}") from None
+    with EpisodeStore.append_or_create(opts["out"], StoreSpec.from_spaces(obs_space, action_dim)) as store:
+        steps = import_bag(bag, store, ActionSpec(**cfg.task.action), image_transforms(cfg),
+                           list(cfg.robot.proprio), rate, topics, phase, task=cfg.task.name)
     print(f"imported {bag}: {steps} steps at {opts.get('rate', cfg.robot.control_hz)} Hz into {opts['out']}")
     return 0
 
@@ -113,25 +115,20 @@ def _import_bag(bag: str, options: list[str]) -> int:
 def _export_bag(path: str, options: list[str]) -> int:
     """robot-rl data export-bag STORE episode=N out=BAG [storage=mcap|sqlite3 rate=HZ] [config overrides]"""
     from robot_rl.data import EpisodeStore
-    from robot_rl.data.bags import BagError, BagTopics, export_bag
+    from robot_rl.data.bags import BagTopics, export_bag
     from robot_rl.env.robot_env import ActionSpec
 
     opts, overrides = split_options(options, ("episode", "out", "storage", "rate"))
     cfg = load_config(overrides)
     if "out" not in opts or "episode" not in opts:
-        print("robot-rl: usage: robot-rl data export-bag STORE episode=N out=BAG [storage=mcap|sqlite3] [rate=HZ] "
-              "[robot=... cameras=... task=...]", file=sys.stderr)
-        return 2
-    try:
-        with EpisodeStore.open(path) as store:
-            episode = store.load_episode(int(opts["episode"]))
-        count = export_bag(episode, opts["out"], ActionSpec(**cfg.task.action), list(cfg.robot.proprio),
-                           float(opts.get("rate", cfg.robot.control_hz)),
-                           BagTopics({name: f"{name}/image_raw" for name in cfg.cameras}, joint_states=None),
-                           opts.get("storage", "mcap"))
-    except (BagError, IndexError, ValueError) as e:
-        print(f"robot-rl: {e}", file=sys.stderr)
-        return 2
+        raise DataCommandError("usage: robot-rl data export-bag STORE episode=N out=BAG [storage=mcap|sqlite3] "
+                               "[rate=HZ] [robot=... cameras=... task=...]")
+    with EpisodeStore.open(path) as store:
+        episode = store.load_episode(int(opts["episode"]))
+    count = export_bag(episode, opts["out"], ActionSpec(**cfg.task.action), list(cfg.robot.proprio),
+                       float(opts.get("rate", cfg.robot.control_hz)),
+                       BagTopics({name: f"{name}/image_raw" for name in cfg.cameras}, joint_states=None),
+                       opts.get("storage", "mcap"))
     print(f"wrote {opts['out']}: {count} messages")
     return 0
 
@@ -139,23 +136,18 @@ def _export_bag(path: str, options: list[str]) -> int:
 def _import_lerobot(root: str, options: list[str]) -> int:
     """robot-rl data import-lerobot DATASET out=STORE [source=demo] [config overrides: robot=, cameras=, task=]"""
     from robot_rl.data import EpisodeStore, StoreSpec
-    from robot_rl.data.lerobot import LeRobotError, check_lerobot, import_lerobot
+    from robot_rl.data.lerobot import check_lerobot, import_lerobot
     from robot_rl.env.factory import image_transforms, spaces_from_config
 
     opts, overrides = split_options(options, ("out", "source"))
     cfg = load_config(overrides)
     if "out" not in opts:
-        print("robot-rl: usage: robot-rl data import-lerobot DATASET out=STORE [source=demo] "
-              "[robot=... cameras=... task=...]", file=sys.stderr)
-        return 2
+        raise DataCommandError("usage: robot-rl data import-lerobot DATASET out=STORE [source=demo] "
+                               "[robot=... cameras=... task=...]")
     spec = StoreSpec.from_spaces(*spaces_from_config(cfg))
-    try:
-        check_lerobot(root, spec)  # before a store is created for it
-        with EpisodeStore.append_or_create(opts["out"], spec) as store:
-            episodes, steps = import_lerobot(root, store, image_transforms(cfg), opts.get("source", "demo"))
-    except LeRobotError as e:
-        print(f"robot-rl: {e}", file=sys.stderr)
-        return 2
+    check_lerobot(root, spec)  # before a store is created for it
+    with EpisodeStore.append_or_create(opts["out"], spec) as store:
+        episodes, steps = import_lerobot(root, store, image_transforms(cfg), opts.get("source", "demo"))
     print(f"imported {root}: {episodes} episodes, {steps} steps into {opts['out']}")
     return 0
 
@@ -163,19 +155,14 @@ def _import_lerobot(root: str, options: list[str]) -> int:
 def _export_lerobot(path: str, options: list[str]) -> int:
     """robot-rl data export-lerobot STORE out=DATASET [fps=HZ task=TEXT robot_type=NAME]"""
     from robot_rl.data import EpisodeStore
-    from robot_rl.data.lerobot import LeRobotError, export_lerobot
+    from robot_rl.data.lerobot import export_lerobot
 
     opts, unknown = split_options(options, ("out", "fps", "task", "robot_type"))
     if unknown or "out" not in opts:
-        print("robot-rl: usage: robot-rl data export-lerobot STORE out=DATASET [fps=10] [task=TEXT] "
-              "[robot_type=NAME]", file=sys.stderr)
-        return 2
-    try:
-        with EpisodeStore.open(path) as store:
-            frames = export_lerobot(store, opts["out"], float(opts.get("fps", 10)), opts.get("task"),
-                                    opts.get("robot_type"))
-    except (LeRobotError, FileNotFoundError, ValueError) as e:
-        print(f"robot-rl: {e}", file=sys.stderr)
-        return 2
+        raise DataCommandError("usage: robot-rl data export-lerobot STORE out=DATASET [fps=10] [task=TEXT] "
+                               "[robot_type=NAME]")
+    with EpisodeStore.open(path) as store:
+        frames = export_lerobot(store, opts["out"], float(opts.get("fps", 10)), opts.get("task"),
+                                opts.get("robot_type"))
     print(f"wrote {opts['out']}: {frames} frames")
     return 0
