@@ -239,6 +239,7 @@ def act(cfg: DictConfig, actor: Actor, learner: PolicySource, envs: ActorEnvs, p
 
 def finish_report(report: TrainReport, actor: Actor, version: int, started: float) -> TrainReport:
     report.env_steps, report.episodes, report.weights_version = actor.total_steps, len(actor.episodes), version
+    report.intervention_steps = sum(e.interventions for e in actor.episodes)
     report.timing = actor.timing.summary()
     log.info("actor loop: %s", report.timing)
     report.train_success = float(np.mean([e.success for e in actor.episodes])) if actor.episodes else float("nan")

@@ -73,9 +73,9 @@ def random_steps(cfg: DictConfig) -> int:
     (``init=``), whose policy is worth acting with from the first step."""
     return 0 if cfg.init else cfg.train.random_steps
 
-def record_demos(cfg: DictConfig, path: Path, episodes: int) -> Path:
-    """Make sure ``path`` holds ``episodes`` scripted-expert demos (simulated robot only),
-    recording the ones missing."""
+def record_demos(cfg: DictConfig, path: Path, episodes: int, steps: int = 0) -> Path:
+    """Make sure ``path`` holds at least ``episodes`` scripted-expert demos and at least
+    ``steps`` demo steps (simulated robot only), recording the ones missing."""
     from robot_rl.rl.rollout import FunctionPolicy
     from robot_rl.sim.expert import ScriptedExpert
 
@@ -83,12 +83,14 @@ def record_demos(cfg: DictConfig, path: Path, episodes: int) -> Path:
     spec = StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0])
     store = EpisodeStore.append_or_create(path, spec)
     try:
-        missing = episodes - len(store.episodes(source="demo"))
-        if missing > 0:
+        held = store.episodes(source="demo")
+        missing, missing_steps = episodes - len(held), steps - sum(e.length for e in held)
+        if missing > 0 or missing_steps > 0:
             expert = ScriptedExpert(env, noise=cfg.policy.noise, seed=cfg.seed)
             actor = Actor(env, FunctionPolicy(expert.act), store=store, source="demo",
-                          seed=cfg.seed + 50_000 + episodes - missing)
-            done = actor.run(max_episodes=missing)
+                          seed=cfg.seed + 50_000 + len(held))
+            done = actor.run(max_episodes=max(missing, 0))
+            done += actor.run(max_steps=missing_steps)  # ends at an episode boundary
             log.info("recorded %d expert demos (%d successful) in %s", len(done), sum(e.success for e in done), path)
     finally:
         store.close()
@@ -128,6 +130,7 @@ class TrainReport:
     env_steps: int = 0
     updates: int = 0  # learner updates (in one process; an actor does not count them)
     episodes: int = 0
+    intervention_steps: int = 0  # steps in which the operator acted, all finished episodes
     train_success: float = float("nan")  # success rate of the actor's episodes (an actor's report)
     weights_version: int = 0  # newest policy weights the actor loaded
     timing: TimingSummary | None = None  # loop period error and policy inference latency

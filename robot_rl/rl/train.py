@@ -66,6 +66,7 @@ def train_in_process(cfg: DictConfig, run_dir: Path, progress_bar: bool = True) 
         eval_env.close()
     report.env_steps, report.updates, report.episodes = actor.total_steps, learner.agent.updates, len(actor.episodes)
     report.weights_version = learner.weights_version
+    report.intervention_steps = sum(e.interventions for e in actor.episodes)
     report.timing = actor.timing.summary()
     report.wall_s = time.perf_counter() - started
     return report
