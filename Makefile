@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export MUJOCO_GL ?= egl
 export PYNPUT_BACKEND ?= dummy
 
-.PHONY: run test test-ros lint setup system-deps benchmarks clean
+.PHONY: run test test-ros lint setup system-deps benchmarks bench-gpu clean
 
 run: setup  ## set up, then train reach from pixels on the simulated arm (~15 min on 2 CPU cores; eval success 85 % at 3000 steps)
 	$(BIN)/robot-rl train task=reach train.env_steps=3000 train.eval_every=1000 train.eval_episodes=20
@@ -56,8 +56,12 @@ $(ROS_STAMP): setup.py pyproject.toml
 lint: setup
 	$(BIN)/ruff check .
 
-benchmarks: setup
-	$(BIN)/python benchmarks/sim_speed.py
+benchmarks: setup  ## every benchmark's quick form, written to docs/benchmarks.md with the published full runs (~20 min)
+	$(BIN)/python benchmarks/make_docs.py
+
+bench-gpu: setup  ## on a CUDA machine: the learner and a short pick_cube run on the GPU, into docs/benchmarks.md (< 8 min)
+	$(BIN)/python benchmarks/bench_gpu.py
+	$(BIN)/python benchmarks/make_docs.py --only
 
 setup: system-deps $(STAMP)
 

@@ -1,6 +1,6 @@
 """What a (simulated) operator is worth, apart from the expert data it brings.
 
-    python benchmarks/hil_effect.py [--seeds 0 1 2] [--env-steps 6000] [--eval-every 250] [--workers 1]
+    python benchmarks/hil_effect.py [--seeds 0 1 2] [--env-steps 4000] [--eval-every 250] [--workers 1]
                                     [--quick] [--json] [key=value ...]
 
 pick_cube from pixels under the task's own sparse reward (1 on success, else 0), three arms on
@@ -45,9 +45,10 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
+from published import report
 
 from robot_rl.logs import setup_logging
-from robot_rl.report import print_report, steps_to
+from robot_rl.report import steps_to
 from robot_rl.rl.assembly import record_demos
 from robot_rl.rl.train import train_in_process
 from robot_rl.schema import load_config
@@ -77,11 +78,11 @@ def run_arm(args: argparse.Namespace, arm: str, seed: int, expert_steps: int) ->
                              steps=expert_steps)
         extra = [f"data={demos}"]
     cfg = load_config([*overrides(args, arm, seed), *extra], name="train")
-    report = train_in_process(cfg, run_dir, progress_bar=False)
-    result = {"arm": arm, "seed": seed, "steps_to_80": steps_to(report.curve, LEVEL), "env_steps": report.env_steps,
-              "final_success": report.final_success, "curve": report.curve,
-              "intervention_curve": report.intervention_curve, "operator_steps": report.intervention_steps,
-              "demo_steps": expert_steps if arm == "same_expert_steps" else 0, "wall_s": round(report.wall_s, 1),
+    trained = train_in_process(cfg, run_dir, progress_bar=False)
+    result = {"arm": arm, "seed": seed, "steps_to_80": steps_to(trained.curve, LEVEL), "env_steps": trained.env_steps,
+              "final_success": trained.final_success, "curve": trained.curve,
+              "intervention_curve": trained.intervention_curve, "operator_steps": trained.intervention_steps,
+              "demo_steps": expert_steps if arm == "same_expert_steps" else 0, "wall_s": round(trained.wall_s, 1),
               "overrides": overrides(args, arm, seed)}
     if not args.quick:
         result_file(args, arm, seed).write_text(json.dumps(result))
@@ -142,7 +143,7 @@ def summarise(args: argparse.Namespace, results: dict[tuple[str, int], dict]) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--env-steps", type=int, default=6000)
+    parser.add_argument("--env-steps", type=int, default=4000)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="runs at once, each in its own process")
@@ -166,12 +167,12 @@ def main() -> None:
             for arm, s in ((arm, summary[arm]) for arm in ARMS)]
     operator = operator_rule()
     print(f"operator (teleop=sim_expert, privileged: watches ground-truth progress): {operator}")
-    print_report(f"hil_effect: pick_cube from 32×32 pixels, sparse reward, {len(args.seeds)} seed(s), "
+    report("hil_effect", f"hil_effect: pick_cube from 32×32 pixels, sparse reward, {len(args.seeds)} seed(s), "
                  f"{args.env_steps} env steps, eval every {args.eval_every} ({args.eval_episodes} episodes); "
                  f"operator cut {summary['operator_cut_vs_no_operator']:.0%} vs no operator (target ≥ 25 %), "
                  f"{summary['operator_cut_vs_same_expert_steps']:.0%} vs the same expert steps as demos",
                  ["arm", "steps to 80 %", "reached", "final success", "operator steps", "demo steps"], rows,
-                 {**summary, "operator_rule": operator}, args.json)
+                 {**summary, "operator_rule": operator}, args.json, publish=not args.quick)
 
 
 def operator_rule() -> dict:

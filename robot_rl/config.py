@@ -54,7 +54,7 @@ def compose(name: str, overrides: list[str] | tuple[str, ...], schema: type,
         _refuse_renamed(override.split("=", 1)[0].lstrip("+~"), renamed, "")
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            raw = hydra_compose(config_name=name, overrides=list(overrides))
+            raw = hydra_compose(config_name=name, overrides=[_comma_string(o) for o in overrides])
     except HydraException as e:
         raise ConfigError(_hydra_message(e)) from None
     for key in _dotted_keys(raw):
@@ -63,6 +63,15 @@ def compose(name: str, overrides: list[str] | tuple[str, ...], schema: type,
         return OmegaConf.merge(OmegaConf.structured(schema), raw)
     except OmegaConfBaseException as e:
         raise ConfigError(f"invalid value for '{e.full_key}': {str(e.msg).splitlines()[0]}") from None
+
+
+def _comma_string(override: str) -> str:
+    """``key=a,b`` as the string ``'a,b'`` (``data=PATH,PATH``): hydra reads a bare comma as
+    a sweep, which a single run refuses. Lists (``[a,b]``), quoted and nested values pass as given."""
+    key, sep, value = override.partition("=")
+    if sep and "," in value and not any(c in value for c in "[]{}()'\"\\"):
+        return f"{key}='{value}'"
+    return override
 
 
 def require(cfg: DictConfig, ok: Any, key: str, why: str) -> None:

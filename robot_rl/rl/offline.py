@@ -14,7 +14,10 @@ checkpoint is a starting point for ``robot-rl train init=...`` as it is:
   Calibration keeps the values at the scale of the data's returns: the conservative term
   stops pushing a policy action's Q once it is below the recorded return-to-go (Cal-QL),
   and a recorded action's TD target is floored at that return, a lower bound on its worth.
-  The TD backup carries no entropy bonus (CQL's default). ``q_weight`` > 0 adds SAC's Q
+  The TD backup carries no entropy bonus (CQL's default). The imitation is advantage-weighted
+  (AWAC, ``advantage_weight``): a recorded action counts exp(λ · (Q(s, a) − Q(s, π(s)))), so
+  on mixed data (expert demos beside failed and half-done episodes) the policy follows the
+  actions the critics value, where plain imitation averages good and bad ones. ``q_weight`` > 0 adds SAC's Q
   term to the policy (divided by the batch's mean |Q| above 1, as in TD3+BC), for data worse than
   an expert's; on expert demos it only pulled the policy off them (30 % against 90 % after
   500 updates at 0.1), so it is 0 by default.
@@ -55,6 +58,7 @@ log = logging.getLogger("robot_rl.offline")
 
 MC_RETURN = "mc_return"  # the replay key holding each step's discounted return-to-go
 METRICS = "metrics.jsonl"
+MAX_WEIGHT = 20.0  # the largest advantage weight of one sample (AWAC's exp can overflow)
 
 
 def discounted_returns(reward: np.ndarray, discount: float) -> np.ndarray:
@@ -85,8 +89,11 @@ class OfflineUpdater:
         action = full_action[:, : agent.continuous_dim]
         with torch.autocast(agent.device.type, dtype=torch.bfloat16, enabled=agent.autocast):
             features = agent.encoder(images, state)
-            loss, squared = self._imitation(features, action)
+            weight = self._advantage_weights(features, action) if self.cfg.method == "calql" else None
+            loss, squared = self._imitation(features, action, weight)
         metrics = {"bc_loss": squared.item()}
+        if weight is not None:
+            metrics["imitation_weight_max"] = weight.max().item()
         optimizers = [agent.critic_opt, agent.policy_opt]  # the critic's holds the encoder
         if self.cfg.method == "bc" and agent.gripper_q is not None:
             loss = loss + F.cross_entropy(agent.gripper_q(features.float()), gripper_choice(full_action[:, -1]))
@@ -163,16 +170,37 @@ class OfflineUpdater:
         gap = F.relu(torch.logsumexp(stacked, dim=2) - q_data)
         return gap.mean(1).sum(), q_policy.mean().item()
 
-    def _imitation(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _imitation(self, features: torch.Tensor, action: torch.Tensor,
+                   weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, squared error): the squared error of the policy's mean action to the recorded
         one, plus that of a sampled action for the spread alone (the mean held fixed in it), so
-        that the stochastic policy is as tight as the data. (The recorded actions' likelihood
-        would not do: at ±1, where a scripted or saturated command sits, the squashed mean is
-        still far from it in pre-tanh terms, and the spread grew to cover the gap.)"""
+        that the stochastic policy is as tight as the data; each sample weighted by ``weight``
+        when given. (The recorded actions' likelihood would not do: at ±1, where a scripted or
+        saturated command sits, the squashed mean is still far from it in pre-tanh terms, and
+        the spread grew to cover the gap.)"""
         mean, log_std = self.agent.policy(features)
-        squared = F.mse_loss(torch.tanh(mean), action)
+        squared = (torch.tanh(mean) - action).pow(2).mean(1)
         sampled = torch.tanh(mean.detach() + log_std.exp() * torch.randn_like(mean))
-        return squared + F.mse_loss(sampled, action), squared
+        per_sample = squared + (sampled - action).pow(2).mean(1)
+        if weight is not None:
+            per_sample = per_sample * weight
+        return per_sample.mean(), squared.mean()
+
+    def _advantage_weights(self, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor | None:
+        """AWAC's weights (Nair et al., 2020): exp(λ · A) with A = Q(s, a) − Q(s, π(s)) by the
+        critics (the ensemble's min; π's mean action), capped at MAX_WEIGHT and scaled to mean 1
+        over the batch. The recorded actions better than what the policy would do count more,
+        so on mixed data the policy follows the good episodes, not their average with the bad."""
+        if self.cfg.advantage_weight == 0:
+            return None
+        agent = self.agent
+        with torch.no_grad():
+            features = features.detach()
+            mean, _ = agent.policy(features)
+            q_data = agent.critic(features, action).float().min(dim=0).values
+            q_policy = agent.critic(features, torch.tanh(mean)).float().min(dim=0).values
+            weight = torch.exp(self.cfg.advantage_weight * (q_data - q_policy)).clamp(max=MAX_WEIGHT)
+            return weight / weight.mean()
 
     def _policy_step(self, features: torch.Tensor) -> dict[str, float]:
         """SAC's policy and temperature step, weighted ``q_weight`` (the imitation step is done)."""
