@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -54,6 +53,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import learner_speed as ls
 import numpy as np
 import torch
+from published import publish_to
 
 from robot_rl.report import format_table, print_report
 from robot_rl.rl.actor import Actor
@@ -261,10 +261,12 @@ def main() -> None:
               "image_size": size, "batch_size": s["batch"], "quick": args.quick, "machine": machine(device),
               "errors": errors, "phase_s": phase_s, "wall_s": round(wall, 1)}
     out = Path(args.out) if args.out else (RESULTS if device.type == "cuda" else None)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     gpu = result["machine"]["gpu"] or str(device)
+    if out is not None:
+        rows = [*learner_rows(figures, size), *actor_rows(figures, size), *train_rows(figures)]
+        publish_to(out, f"bench_gpu: {size}×{size}, batch {s['batch']}, on {gpu}; pick_cube from pixels with "
+                   f"{s['demos']} demos, eval at the end", HEADER, rows, result,
+                   ", ".join(f"{k} {v}" for k, v in result["machine"].items()))
     print(f"bench_gpu on {gpu}, torch {torch.__version__}{' (quick: a smoke test)' if args.quick else ''}; "
           f"{wall:.0f} s; {'errors in ' + ', '.join(errors) if errors else 'no errors'}")
     print(f"\nlearner: {size}×{size}, batch {s['batch']}; no actor in these loops")

@@ -1,6 +1,6 @@
 """Offline RL against imitation on mixed-quality data, then online fine-tuning against scratch.
 
-    python benchmarks/offline.py [--demos 50] [--failed 50] [--half 50] [--offline-updates 3000]
+    python benchmarks/offline.py [--demos 50] [--failed 50] [--half 50] [--offline-updates 2000]
                                  [--quick] [--json] [key=value ...]
 
 1. ``data``: pick_cube episodes at 32×32 pixels in one EpisodeStore, under the task's sparse
@@ -179,10 +179,10 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=50)
     parser.add_argument("--failed", type=int, default=50, help="episodes of the expert that aims beside the cube")
     parser.add_argument("--half", type=int, default=50, help="episodes of the expert that drops the cube halfway")
-    parser.add_argument("--offline-updates", type=int, default=3000)
-    parser.add_argument("--finetune-steps", type=int, default=3000)
-    parser.add_argument("--env-steps", type=int, default=6000, help="online budget of the run from scratch")
-    parser.add_argument("--eval-every", type=int, default=250, help="env steps between online evaluations")
+    parser.add_argument("--offline-updates", type=int, default=2000)
+    parser.add_argument("--finetune-steps", type=int, default=2000)
+    parser.add_argument("--env-steps", type=int, default=4000, help="online budget of the run from scratch")
+    parser.add_argument("--eval-every", type=int, default=500, help="env steps between online evaluations")
     parser.add_argument("--eval-episodes", type=int, default=20, help="episodes of each online evaluation")
     parser.add_argument("--offline-eval-episodes", type=int, default=50, help="episodes of the bc and offline ones")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="finished phases' results (resume from here)")

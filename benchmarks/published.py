@@ -54,11 +54,16 @@ def report(name: str, title: str, header: Sequence[str], rows: Sequence[Sequence
            as_json: bool, publish: bool) -> None:
     """print_report, and with ``publish`` the table and summary to benchmarks/results/<name>.json."""
     print_report(title, header, rows, summary, as_json)
-    if not publish:
-        return
-    RESULTS.mkdir(exist_ok=True)
-    record = {"name": name, "title": title, "header": list(header), "rows": [list(r) for r in rows],
+    if publish:
+        publish_to(RESULTS / f"{name}.json", title, header, rows, summary)
+
+
+def publish_to(path: Path, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]],
+               summary: dict[str, Any], machine_line: str | None = None) -> None:
+    """The table, the summary, and the command, date, machine and commit that made them."""
+    record = {"name": path.stem, "title": title, "header": list(header), "rows": [list(r) for r in rows],
               "summary": summary, "command": "python " + shlex.join(["benchmarks/" + Path(sys.argv[0]).name,
                                                                      *sys.argv[1:]]),
-              "date": time.strftime("%Y-%m-%d"), "machine": machine(), "commit": commit()}
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+              "date": time.strftime("%Y-%m-%d"), "machine": machine_line or machine(), "commit": commit()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, default=str) + "\n")

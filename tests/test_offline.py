@@ -84,8 +84,8 @@ def test_advantage_weights_follow_the_good_half_of_mixed_data():
     """Each state recorded twice: once with the action that paid (reward 1), once with its
     opposite (reward 0). Plain imitation learns their average, about 0; the advantage-weighted
     one learns the action that paid."""
-    good, bad = _batch(), _batch()
-    bad["action"], bad["reward"], bad[MC_RETURN] = -good["action"], torch.zeros(64), torch.zeros(64)
+    good, bad = _batch(32), _batch(32)
+    bad["action"], bad["reward"], bad[MC_RETURN] = -good["action"], torch.zeros(32), torch.zeros(32)
     mixed = {k: (torch.cat([good[k], bad[k]]) if k not in ("obs", "next_obs")
                  else {c: torch.cat([good[k][c], bad[k][c]]) for c in good[k]}) for k in good}
 
@@ -93,7 +93,7 @@ def test_advantage_weights_follow_the_good_half_of_mixed_data():
         torch.manual_seed(0)
         agent = _agent()
         updater = OfflineUpdater(agent, OfflineConfig(method="calql", advantage_weight=advantage_weight))
-        for _ in range(300):
+        for _ in range(150):
             metrics = updater.update(mixed)
         assert all(np.isfinite(v) for v in metrics.values())
         with torch.no_grad():
