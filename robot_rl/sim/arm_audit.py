@@ -59,6 +59,7 @@ CHECKS: dict[str, tuple[str, float]] = {
     "gripper_rate": ("m a commanded opening is over max_speed × dt", 1e-6),
 }
 SAMPLE_S = 0.01  # sim seconds between ground-truth checks of the measured arm
+OVERSPEED_WINDOW_S = 0.2  # a measured violation this soon after a joint over its speed limit is counted apart too
 #: seconds between commands: the control period, slower, and faster senders down to one physics step
 INTERVALS = (0.1, 0.1, 0.1, 0.15, 0.05, 0.02, 0.01, 0.002)
 
@@ -75,6 +76,7 @@ class ArmAuditResult:
     # Not limits the chain can keep (it stops an arm it sees too fast, after the fact):
     overspeed_samples: int = 0  # checks with a measured joint over its speed limit
     max_joint_speed_ratio: float = 0.0  # the fastest measured joint ÷ its speed limit
+    after_overspeed: Counter[str] = field(default_factory=Counter)  # violations of the measured arm ≤ 0.2 s after
 
     @property
     def total_violations(self) -> int:
@@ -135,12 +137,15 @@ class GroundTruth:
         self.velocity, self.rot_velocity = np.zeros(3), np.zeros(3)
         self.grip_stamp: float | None = None
         self.grip_width: float | None = None
+        self.overspeed_at = -math.inf  # sim time a measured joint was last over its speed limit
 
-    def check(self, name: str, value: float) -> None:
+    def check(self, name: str, value: float, measured: bool = False) -> None:
         result = self.result
         result.peak[name] = max(result.peak[name], value)
         if value > CHECKS[name][1]:
             result.violations[name] += 1
+            if measured and self.sim.time - self.overspeed_at <= OVERSPEED_WINDOW_S:
+                result.after_overspeed[name] += 1
 
     def _dt(self, stamp: float | None) -> float:
         """The time a move may take: since the last command, at most one control period;
@@ -189,20 +194,23 @@ class GroundTruth:
 
     def sample(self) -> None:
         """The measured arm: end effector in the box and its orientation bounds, joints inside
-        their limits and speed limits, no gripper geom in the table."""
-        sim, o = self.sim, self.limits.orientation
-        ee = sim.ee_pose()
-        self.check("box", float(np.max(np.maximum(self.low - ee.pos, ee.pos - self.high))))
-        rpy = quat_to_rpy(*ee.quat)
-        self.check("orientation", max(_angle_excess(rpy[i], o.low[i], o.high[i], i != 1) for i in range(3)))
-        q = sim.arm_q()
-        self.check("joint_position", float(np.max(np.maximum(self.lower - q, q - self.upper))))
+        their limits, no gripper geom in the table; how fast the joints go, reported."""
+        sim, o, result = self.sim, self.limits.orientation, self.result
         ratio = float(np.max(np.abs(sim.arm_dq()) / self.max_dq))
-        self.result.overspeed_samples += ratio > 1.0
-        self.result.max_joint_speed_ratio = max(self.result.max_joint_speed_ratio, ratio)
-        self.check("table", table_penetration(self.env))
+        if ratio > 1.0:
+            result.overspeed_samples += 1
+            self.overspeed_at = sim.time
+        result.max_joint_speed_ratio = max(result.max_joint_speed_ratio, ratio)
+        ee = sim.ee_pose()
+        self.check("box", float(np.max(np.maximum(self.low - ee.pos, ee.pos - self.high))), measured=True)
+        rpy = quat_to_rpy(*ee.quat)
+        self.check("orientation", max(_angle_excess(rpy[i], o.low[i], o.high[i], i != 1) for i in range(3)),
+                   measured=True)
+        q = sim.arm_q()
+        self.check("joint_position", float(np.max(np.maximum(self.lower - q, q - self.upper))), measured=True)
+        self.check("table", table_penetration(self.env), measured=True)
         force = float(np.linalg.norm(sim.contact_wrench()[:3]))
-        self.result.max_contact_force = max(self.result.max_contact_force, force)
+        result.max_contact_force = max(result.max_contact_force, force)
 
 
 class RecordingArm(Arm):
