@@ -33,6 +33,9 @@ LOWER = np.array([j.lower for j in JOINTS])
 UPPER = np.array([j.upper for j in JOINTS])
 QD_MAX = np.array([j.max_velocity for j in JOINTS])
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: the orientation bounds commands keep to: rot_tracking_margin inside the file's (all three bounded)
+ROT_LOW = [lo + LIMITS.rot_tracking_margin for lo in LIMITS.orientation.low]
+ROT_HIGH = [hi - LIMITS.rot_tracking_margin for hi in LIMITS.orientation.high]
 
 # ------------------------------------------------------------------ strategies
 wild = st.floats(allow_nan=True, allow_infinity=True)
@@ -137,12 +140,12 @@ def assert_within_limits(chain, out, state, now):
             stretch = max(1.0, (move @ center) / (move @ move))
             assert np.linalg.norm(stretch * move - center) <= radius + TOL
         # orientation: the rotation angle is bounded, and each angle is no further out of its bounds
+        # (less the margin commands keep to)
         assert quat_angle(pose[3:], state.quat) <= min(LIMITS.ee.max_rot_step, LIMITS.ee.max_rot_speed * dt) + TOL
-        o = LIMITS.orientation
         now_rpy, out_rpy = quat_to_rpy(*state.quat), quat_to_rpy(*pose[3:])
         for i in range(3):
-            before = angle_excess(now_rpy[i], o.low[i], o.high[i])
-            assert angle_excess(out_rpy[i], o.low[i], o.high[i]) <= max(before, 0.0) + TOL
+            before = angle_excess(now_rpy[i], ROT_LOW[i], ROT_HIGH[i])
+            assert angle_excess(out_rpy[i], ROT_LOW[i], ROT_HIGH[i]) <= max(before, 0.0) + TOL
         turn = np.array(chart(state, tuple(pose[3:]))) - np.array(state.rpy)
         center, radius = np.array(accel.rot_velocity) * dt, LIMITS.ee.max_rot_acceleration * dt * dt
         if np.linalg.norm(turn) > TOL:
@@ -197,9 +200,9 @@ def test_filtering_is_idempotent(scene):
 @st.composite
 def calm_scenes(draw):
     """A resting arm well inside every limit, and a small command inside every limit too."""
-    w, o = LIMITS.workspace, LIMITS.orientation
+    w = LIMITS.workspace
     pos = [draw(st.floats(lo + 0.05, hi - 0.05)) for lo, hi in zip(w.low, w.high, strict=True)]
-    rpy = [draw(st.floats(lo + 0.05, hi - 0.05)) for lo, hi in zip(o.low, o.high, strict=True)]
+    rpy = [draw(st.floats(lo + 0.05, hi - 0.05)) for lo, hi in zip(ROT_LOW, ROT_HIGH, strict=True)]
     q = [draw(st.floats(lo + 0.2, hi - 0.2)) for lo, hi in zip(LOWER, UPPER, strict=True)]
     arm = ArmState(np.array(q), np.zeros(7), np.array(pos + list(rpy_to_quat(*rpy))), np.zeros(6), 0.0)
     state = RobotState(arm, GripperState(draw(st.floats(0.0, 0.08)), 0.0))
@@ -207,7 +210,7 @@ def calm_scenes(draw):
     target = [p + draw(st.floats(-small, small)) for p in pos]
     turn = 0.9 * min(LIMITS.ee.max_rot_acceleration * PERIOD**2, LIMITS.ee.max_rot_step) / 3
     target_rpy = [a + draw(st.floats(-turn, turn)) for a in rpy]
-    target_rpy = [min(max(a, lo), hi) for a, lo, hi in zip(target_rpy, o.low, o.high, strict=True)]
+    target_rpy = [min(max(a, lo), hi) for a, lo, hi in zip(target_rpy, ROT_LOW, ROT_HIGH, strict=True)]
     joints = tuple(qi + draw(st.floats(-0.1, 0.1)) for qi in q) if draw(st.booleans()) else None
     grip = min(max(state.width + draw(st.floats(-0.04, 0.04)), 0.0), 0.08)
     return state, Command((*target, *rpy_to_quat(*target_rpy)), joints, grip)
@@ -245,11 +248,29 @@ def test_orientation_bounds_wrap_through_pi():
     inside = Command((0.45, 0.0, 0.2, *rpy_to_quat(3.0, 0.0, 0.0)))  # roll 3.0 ≡ inside [2.89, 3.39]
     out, events = chain.filter(inside, state, 1.0)
     assert not [e for e in events if e.filter == "workspace"]
+    bound = 0.25 - LIMITS.rot_tracking_margin  # the tilt commands keep to
     tilted = Command((0.45, 0.0, 0.2, *rpy_to_quat(2.5, 0.0, 0.0)))  # 0.64 rad off: clipped to the bound
-    state = rest_state()
+    state = rest_state(rpy=(math.pi - bound + 0.05, 0.0, 0.0))
     out, events = chain.filter(tilted, state, 1.0)
     assert "orientation_limit" in [e.reason for e in events]
-    assert quat_angle(out.pose[3:], rpy_to_quat(math.pi, 0, 0)) == pytest.approx(0.25, abs=1e-4)
+    assert quat_angle(out.pose[3:], rpy_to_quat(math.pi, 0, 0)) == pytest.approx(bound, abs=1e-4)
+
+
+def test_commands_keep_the_rot_tracking_margin_inside_the_orientation_bounds():
+    """The measured orientation overshoots its target: commands stay rot_tracking_margin inside
+    each bound (as they stay tracking_margin inside the box), except on an angle left free."""
+    margin = LIMITS.rot_tracking_margin
+    assert margin > 0
+    state = rest_state(rpy=(math.pi, 0.0, 1.5))  # yaw 0.1 inside its bound of 1.6
+    out, events = default_chain(LIMITS, PERIOD).filter(Command((0.45, 0.0, 0.2, *rpy_to_quat(math.pi, 0, 1.7))),
+                                                       state, 1.0)
+    assert quat_to_rpy(*out.pose[3:])[2] == pytest.approx(1.6 - margin)
+    assert [e.reason for e in events] == ["orientation_limit"]
+    free = LIMITS.narrowed(LIMITS.workspace.low, LIMITS.workspace.high)
+    free.orientation.low[2], free.orientation.high[2] = -4.0, 4.0  # yaw unbounded: no margin to keep
+    out, events = default_chain(free, PERIOD).filter(Command((0.45, 0.0, 0.2, *rpy_to_quat(math.pi, 0, 1.6))),
+                                                     state, 1.0)
+    assert quat_to_rpy(*out.pose[3:])[2] == pytest.approx(1.6) and events == ()
 
 
 def test_contact_stops_and_backs_off_along_the_force():
@@ -511,6 +532,8 @@ GOOD = limits_path("sim_panda").read_text()
      "'joints.limits.joint4' lower 1.0 > upper -0.0698"),
     (("low: [0.25, -0.35, 0.015]", "low: [0.25, 0.5, 0.015]"), "'workspace.low[1]' is above workspace.high[1]"),
     (("tracking_margin: 0.01", "tracking_margin: 0.5"), "'tracking_margin' 0.5 leaves nothing"),
+    (("rot_tracking_margin: 0.07", "rot_tracking_margin: 0.3"), "'rot_tracking_margin' 0.3 leaves nothing"),
+    (("rot_tracking_margin: 0.07", "rot_tracking_margin: -0.1"), "'rot_tracking_margin' must be >= 0"),
     (("    joint7: {lower: -2.8973, upper: 2.8973, max_velocity: 2.61}\n", ""), "missing joint 'joint7'"),
     (("command_timeout: 0.2", "command_timeout: -0.2"), "'watchdog.command_timeout' must be > 0 s, got -0.2"),
     (("max_step: 0.035", "max_stepp: 0.035"), "'ee.max_stepp'"),

@@ -10,6 +10,7 @@ from robot_rl.safety.command_filters import ContactBackoff, FiniteCheck, Gripper
 from robot_rl.safety.filters import SafetyFilter
 from robot_rl.safety.limits import SafetyLimits
 from robot_rl.safety.pose_filters import AccelerationLimit, SpeedLimit, StepLimit, Workspace
+from robot_rl.safety.rotations import TAU
 
 
 class SafetyChain(SafetyFilter):
@@ -66,7 +67,8 @@ def default_chain(limits: SafetyLimits, period: float) -> SafetyChain:
     """The chain for ``limits`` at a control period of ``period`` seconds.
 
     The order matters: the finite check first (nothing else can judge NaN), contact and
-    joint checks next (they may turn the command into a stop), then the workspace box,
+    joint checks next (they may turn the command into a stop), then the workspace box (less
+    ``tracking_margin``) and orientation bounds (less ``rot_tracking_margin``),
     and last the limits that only shorten the move towards the current pose (see
     :mod:`robot_rl.safety.pose_filters` for why that order makes the output satisfy all of them).
     Without contact limits (``contact: none``) there is no contact filter; :class:`SafeArm`
@@ -76,6 +78,8 @@ def default_chain(limits: SafetyLimits, period: float) -> SafetyChain:
         raise ValueError(f"the control period must be > 0 s, got {period}")
     ee, joints, c, g = limits.ee, limits.joints, limits.contact, limits.gripper
     joint_list = list(joints.limits.values())
+    o, rm = limits.orientation, limits.rot_tracking_margin
+    free = [hi - lo >= TAU for lo, hi in zip(o.low, o.high, strict=True)]  # no bound: nothing to keep clear of
     contact = [] if c is None else [ContactBackoff(c.max_force, c.max_torque, c.backoff)]  # None: 'contact: none'
     return SafetyChain([
         FiniteCheck(),
@@ -84,7 +88,8 @@ def default_chain(limits: SafetyLimits, period: float) -> SafetyChain:
                     [j.max_velocity for j in joint_list], joints.margin, period),
         Workspace([v + limits.tracking_margin for v in limits.workspace.low],
                   [v - limits.tracking_margin for v in limits.workspace.high],
-                  limits.orientation.low, limits.orientation.high),
+                  [lo if f else lo + rm for lo, f in zip(o.low, free, strict=True)],
+                  [hi if f else hi - rm for hi, f in zip(o.high, free, strict=True)]),
         StepLimit(ee.max_step, ee.max_rot_step),
         SpeedLimit(ee.max_speed, ee.max_rot_speed, period),
         AccelerationLimit(ee.max_acceleration, ee.max_rot_acceleration, period),

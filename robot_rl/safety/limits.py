@@ -87,6 +87,9 @@ class SafetyLimits:
     # which lags or overshoots its target by up to this much, never leaves the box
     tracking_margin: float = 0.0
     orientation: BoxLimits = field(default_factory=BoxLimits)  # roll, pitch, yaw (rad)
+    # commands stay this far (rad) inside each orientation bound (not one spanning 2π), so that
+    # the measured orientation, which overshoots its target by up to this much, stays inside
+    rot_tracking_margin: float = 0.0
     ee: EELimits = field(default_factory=EELimits)
     joints: JointLimits = field(default_factory=JointLimits)
     contact: ContactLimits | None = field(default_factory=ContactLimits)  # None: ``contact: none`` in the file
@@ -175,7 +178,10 @@ def validate(limits: SafetyLimits, joint_names: Sequence[str] | None = None, sou
     need(m >= 0, "tracking_margin", f"must be >= 0, got {m}")
     need(all(hi - lo > 2 * m for lo, hi in zip(limits.workspace.low, limits.workspace.high, strict=True)),
          "tracking_margin", f"{m} leaves nothing of the workspace box inside it")
-    o = limits.orientation
+    o, m = limits.orientation, limits.rot_tracking_margin
+    need(m >= 0, "rot_tracking_margin", f"must be >= 0, got {m}")
+    need(all(hi - lo > 2 * m for lo, hi in zip(o.low, o.high, strict=True) if hi - lo < 2 * math.pi),
+         "rot_tracking_margin", f"{m} leaves nothing of the orientation bounds inside it")
     need(-math.pi / 2 < o.low[1] and o.high[1] < math.pi / 2, "orientation", "pitch bounds must lie inside "
          f"(-π/2, π/2), got {o.low[1]}..{o.high[1]}")
     for key, value in vars(limits.ee).items():

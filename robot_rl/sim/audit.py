@@ -1,4 +1,9 @@
-"""Auditing the safety chain on the simulated arm: run a policy and count what got through.
+"""Auditing the safety chain through the env: run a policy and count what got through.
+
+Env-level: the policy's actions pass the env first, which caps them at ``pos_step`` a step
+(2 cm on every task) with rotation off on every task, so these policies never reach the
+step, speed, acceleration or orientation limits; they show what a learning policy can do.
+:mod:`robot_rl.sim.arm_audit` sends commands straight to the arm and hits every filter.
 
 Used by the tests and ``benchmarks/safety.py``. Two violations are counted per step, from
 the simulator's ground truth rather than from the chain's own bookkeeping: the measured end
