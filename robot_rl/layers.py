@@ -1,4 +1,4 @@
-"""Network building blocks: MLPs, image encoders and the DrQ random shift, shared by the
+"""Network building blocks: MLPs, image encoders, the DrQ random shift and colour jitter, shared by the
 SAC agent (``robot_rl.rl``) and the learned reward models (``robot_rl.rewards``).
 
 In the agent the encoder is shared: the Q-functions train it, the policy reads its features
@@ -159,3 +159,21 @@ def shift_by_copy(images: torch.Tensor, offsets: torch.Tensor, pad: int) -> torc
     for i, (dy, dx) in enumerate(offsets.tolist()):
         out[i] = padded[i, dy : dy + h, dx : dx + w]
     return out
+
+
+def colour_jitter(images: torch.Tensor, hue: float, brightness: float = 0.0) -> torch.Tensor:
+    """N×H×W×3 uint8 images, each with its colours turned about the grey axis by its own random
+    angle in ±``hue`` degrees (180: any hue; greys stay grey) and scaled by a random factor in
+    1 ± ``brightness``. A model trained on them cannot lean on an object's colour or the light."""
+    if hue <= 0 and brightness <= 0:
+        return images
+    n = images.shape[0]
+    device = images.device
+    angle = (torch.rand(n, device=device) * 2 - 1) * math.radians(hue)
+    axis = torch.full((3,), 1 / math.sqrt(3), device=device)
+    cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]], device=device) / math.sqrt(3)
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    turn = cos * torch.eye(3, device=device) + sin * cross + (1 - cos) * torch.outer(axis, axis)  # Rodrigues
+    scale = 1 + (torch.rand(n, device=device) * 2 - 1) * brightness
+    out = torch.einsum("nhwc,ndc->nhwd", images.float(), turn * scale[:, None, None])
+    return out.round_().clamp_(0, 255).to(torch.uint8)

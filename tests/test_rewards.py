@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from robot_rl.config import ConfigError
 from robot_rl.rewards.base import RewardOutput
 from robot_rl.rewards.composer import RewardConfig, compose_rewards
 from robot_rl.rewards.learned import FitConfig, LearnedProgress, SuccessClassifier, load_frame_model
@@ -192,3 +193,44 @@ def test_reward_model_train_and_eval_from_the_command_line(tmp_path, capsys):
     assert main(["reward-model", "train", *common, "reward_model.name=learned_progress",
                  f"data={tmp_path / 'none.zarr'}"]) == 2
     assert "no EpisodeStore" in capsys.readouterr().err
+
+
+def test_colour_jitter_turns_each_images_hues_and_keeps_greys():
+    from robot_rl.layers import colour_jitter
+
+    torch.manual_seed(0)
+    images = torch.zeros((64, 2, 2, 3), dtype=torch.uint8)
+    images[:, 0, 0] = torch.tensor([200, 30, 20], dtype=torch.uint8)  # a red pixel
+    images[:, 1, 1] = 128  # a grey one
+    assert colour_jitter(images, 0.0, 0.0) is images
+    turned = colour_jitter(images, 180.0)
+    assert turned.dtype == torch.uint8 and turned.shape == images.shape
+    assert (turned[:, 1, 1].int() - 128).abs().max() <= 1  # greys stay grey
+    red = turned[:, 0, 0].int()
+    assert len({tuple(p) for p in red.tolist()}) > 30  # each image its own hue
+    assert (red[:, 2] > red[:, 0]).any() and (red[:, 1] > red[:, 0]).any()  # some turned blue, some green
+    bright = colour_jitter(images, 0.0, 0.2)[:, 1, 1].float()
+    assert bright.min() >= 128 * 0.8 - 1 and bright.max() <= 128 * 1.2 + 1 and bright.std() > 5
+
+
+def test_reward_model_train_passes_the_colour_jitter_on(monkeypatch, tmp_path):
+    from robot_rl.rewards import evaluate
+    from robot_rl.schema import load_config
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(evaluate, "recorded_episodes", lambda cfg: iter(
+        [evaluate.Recorded(synthetic_episode(rng, 8), True, np.arange(8) >= 6) for _ in range(3)]))
+    seen, train = [], LearnedProgress.train.__func__
+
+    def spy(cls, demos, task, fit, failures=()):
+        seen.append(fit)
+        return train(cls, demos, task, fit, failures)
+
+    monkeypatch.setattr(LearnedProgress, "train", classmethod(spy))
+    cfg = load_config(["reward_model.name=learned_progress", "reward_model.epochs=1", "reward_model.hue_jitter=90",
+                       "reward_model.brightness_jitter=0.1", f"out={tmp_path / 'p.pt'}"], name="train")
+    evaluate.train_reward_model(cfg, tmp_path)
+    assert (seen[0].hue_jitter, seen[0].brightness_jitter) == (90, 0.1)
+    for bad in ("reward_model.hue_jitter=200", "reward_model.brightness_jitter=1"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            load_config([bad], name="train")

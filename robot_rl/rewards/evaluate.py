@@ -55,7 +55,8 @@ def recorded_episodes(cfg: DictConfig) -> Iterator[Recorded]:
 def train_reward_model(cfg: DictConfig, run_dir: Path) -> tuple[Path, dict[str, Any]]:
     """Train ``cfg.reward_model.name`` on ``cfg.data``; returns the file and a summary."""
     name = cfg.reward_model.name
-    fit = FitConfig(epochs=cfg.reward_model.epochs, seed=cfg.seed, augmentation_pad=cfg.agent.augmentation_pad)
+    fit = FitConfig(epochs=cfg.reward_model.epochs, seed=cfg.seed, augmentation_pad=cfg.agent.augmentation_pad,
+                    hue_jitter=cfg.reward_model.hue_jitter, brightness_jitter=cfg.reward_model.brightness_jitter)
     episodes = list(recorded_episodes(cfg))
     started = time.perf_counter()
     if name == "learned_progress":

@@ -7,6 +7,10 @@ inline in the actor at the control rate.
   shows the task done, trained on labelled frames with balanced batches, DrQ shifts, a
   validation split and the threshold with the best validation F1.
 
+Both train with DrQ shifts and, when asked (``FitConfig.hue_jitter``), colour jitter: a model
+that must not lean on an object's colour or the light (benchmarks/reward_models.py: a cube of
+a colour never trained on).
+
 Both are one :class:`FrameNet` (a patchify stem per camera, an MLP head, one logit) and are
 saved as one file: the weights and what is needed to rebuild them.
 """
@@ -23,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_rl.files import atomic_write
-from robot_rl.layers import ConvStem, mlp, random_shift
+from robot_rl.layers import ConvStem, colour_jitter, mlp, random_shift
 from robot_rl.rewards.base import Frames, RewardModel, RewardOutput, calibrated, frame_count
 from robot_rl.rewards.metrics import best_threshold, success_scores
 
@@ -52,6 +56,8 @@ class FitConfig:
     batch_size: int = 64
     lr: float = 1e-3
     augmentation_pad: int = 4  # DrQ random shift, pixels
+    hue_jitter: float = 0.0  # degrees: each frame's colours turned about the grey axis by up to this (180: any)
+    brightness_jitter: float = 0.0  # each frame's brightness scaled by up to 1 ± this
     val_fraction: float = 0.2  # of the episodes (the classifier's threshold is chosen on them)
     seed: int = 0
 
@@ -84,7 +90,8 @@ def fit(net: FrameNet, images: Mapping[str, np.ndarray], targets: np.ndarray, co
         total = 0.0
         for idx in batches:
             index = torch.from_numpy(idx)
-            batch = {name: random_shift(t[index], config.augmentation_pad) for name, t in tensors.items()}
+            batch = {name: colour_jitter(random_shift(t[index], config.augmentation_pad), config.hue_jitter,
+                                         config.brightness_jitter) for name, t in tensors.items()}
             loss = F.binary_cross_entropy_with_logits(net(batch), y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -18,6 +19,14 @@ class Box:
 
 
 @dataclass
+class CameraOffset:
+    """A simulated camera moved from where the scene puts it (``ArmSimulation.move_camera``)."""
+
+    shift: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # m, in the frame it is fixed to
+    turn: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # pan, tilt, roll, degrees
+
+
+@dataclass
 class RobotConfig:
     backend: str = "sim"  # sim (the MuJoCo arm) | ros (topics of camera_node and arm_node, in actor_node)
     dof: int = 7
@@ -29,6 +38,7 @@ class RobotConfig:
     workspace: Box = field(default_factory=Box)
     safety: str = "sim_panda"  # safety limits: a file in config/safety/ (without .yaml) or a path
     proprio: list[str] = field(default_factory=lambda: ["ee_pos", "ee_rot6d", "gripper"])
+    camera_offsets: dict[str, CameraOffset] = field(default_factory=dict)  # sim only: camera → its offset
 
 
 @dataclass
@@ -58,6 +68,7 @@ class TaskConfig:
     action: ActionConfig = field(default_factory=ActionConfig)
     cube_region: Box = field(default_factory=Box)
     target_region: Box = field(default_factory=Box)
+    cube_rgba: list[float] | None = None  # sim only: the cube's colour [r, g, b, a]; None: the scene's red
 
 
 @dataclass
@@ -136,6 +147,7 @@ def validate_robot(cfg: DictConfig) -> None:
         need(len(cam.resolution) == 2 and min(cam.resolution) > 0, f"cameras.{name}.resolution",
              "must be [height, width] > 0")
         need(cam.crop is None or len(cam.crop) == 4, f"cameras.{name}.crop", "must be [x, y, width, height]")
+    _validate_sim_scene(cfg)
     need(cfg.task.max_steps > 0, "task.max_steps", "must be > 0")
     need(cfg.task.reward in ("sparse", "dense"), "task.reward", "must be 'sparse' or 'dense'")
     need(cfg.task.action.pos_step > 0, "task.action.pos_step", "must be > 0")
@@ -147,6 +159,24 @@ def validate_robot(cfg: DictConfig) -> None:
     need(cfg.teleop.frame in ("base", "ee"), "teleop.frame", "must be base or ee")
     need(0 <= cfg.teleop.deadzone < 1, "teleop.deadzone", "must be in [0, 1)")
     need(0 < cfg.console.port < 65536 or cfg.console.port == 0, "console.port", "must be a TCP port")
+
+
+def _validate_sim_scene(cfg: DictConfig) -> None:
+    """The simulated scene's camera offsets and cube colour: well formed, and only on the sim."""
+    need = partial(require, cfg)
+    sim = cfg.robot.backend == "sim"
+    for name, offset in cfg.robot.camera_offsets.items():
+        key = f"robot.camera_offsets.{name}"
+        need(len(offset.shift) == 3 and all(math.isfinite(v) for v in offset.shift), f"{key}.shift",
+             "must be [x, y, z] in metres")
+        need(len(offset.turn) == 3 and all(-180 <= v <= 180 for v in offset.turn), f"{key}.turn",
+             "must be [pan, tilt, roll] in degrees, each in [-180, 180]")
+        need(sim or not any([*offset.shift, *offset.turn]), f"{key}",
+             "only the simulated rig's cameras can be moved (robot.backend=sim)")
+    rgba = cfg.task.cube_rgba
+    need(rgba is None or (len(rgba) == 4 and all(0 <= v <= 1 for v in rgba) and rgba[3] > 0), "task.cube_rgba",
+         "must be [r, g, b, a], each in [0, 1] and a > 0")
+    need(sim or rgba is None, "task.cube_rgba", "only the simulated cube can be recoloured (robot.backend=sim)")
 
 
 def _validate_safety(cfg: DictConfig) -> None:

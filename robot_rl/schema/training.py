@@ -168,6 +168,8 @@ class RewardModelSection:
     confirm: int = 2  # consecutive done frames that declare success and end the episode
     success_frames: int = 3  # reward-model train, classifier: the last frames of a successful episode are positives
     epochs: int = 30  # reward-model train
+    hue_jitter: float = 0.0  # reward-model train: each frame's colours turned by up to this, degrees (180: any hue)
+    brightness_jitter: float = 0.0  # reward-model train: each frame's brightness scaled by up to 1 ± this
     # embedding: a CLIP/SigLIP model (VLM-RMs)
     model_path: str | None = None  # a local folder, or a name in the local model cache
     goal: str = "{task}, done"  # the goal text ({task}: the task's name, underscores as spaces)
@@ -221,6 +223,8 @@ def validate_training(cfg: DictConfig) -> None:
     need(cfg.reward_model.confirm >= 1, "reward_model.confirm", "must be >= 1")
     need(cfg.reward_model.success_frames >= 1, "reward_model.success_frames", "must be >= 1")
     need(0 < cfg.reward_model.threshold < 1, "reward_model.threshold", "must be in (0, 1)")
+    need(0 <= cfg.reward_model.hue_jitter <= 180, "reward_model.hue_jitter", "must be in [0, 180] degrees")
+    need(0 <= cfg.reward_model.brightness_jitter < 1, "reward_model.brightness_jitter", "must be in [0, 1)")
     need(cfg.learner.batch_size >= 1, "learner.batch_size", "must be >= 1")
     need(0 <= cfg.learner.demo_ratio <= 1, "learner.demo_ratio", "must be in [0, 1]")
     need(cfg.learner.utd_ratio > 0, "learner.utd_ratio", "must be > 0")

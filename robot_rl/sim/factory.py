@@ -37,7 +37,19 @@ def sim_env(cfg: DictConfig, render_mode: str | None = None, with_cameras: bool 
         regions = {k: Region(tuple(task_cfg[k].low), tuple(task_cfg[k].high)) for k in ("cube_region", "target_region")}
         extra = {"lift_height": task_cfg.lift_height} if issubclass(task_cls, PickCubeTask) else {}
         task = task_cls(backend.sim, success_radius=task_cfg.success_radius, **regions, **extra)
+        _dress_scene(backend, cfg)
         return robot_env(cfg, backend, task, with_cameras, render_mode)
     except ValueError as e:
         backend.close()
         raise ConfigError(str(e)) from None
+
+
+def _dress_scene(backend: SimBackend, cfg: DictConfig) -> None:
+    """The configured camera offsets and cube colour (views and colours a model was not trained on)."""
+    for name, offset in cfg.robot.camera_offsets.items():
+        try:
+            backend.sim.move_camera(name, list(offset.shift), list(offset.turn))
+        except ValueError as e:
+            raise ValueError(f"invalid value for 'robot.camera_offsets.{name}': {e}") from None
+    if cfg.task.cube_rgba is not None:
+        backend.sim.set_cube_rgba(list(cfg.task.cube_rgba))

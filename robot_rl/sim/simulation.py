@@ -10,6 +10,7 @@ servos then track the target for the rest of the step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -77,6 +78,7 @@ class ArmSimulation:
         self._jacr = np.zeros((3, m.nv))
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self.target_geom = m.geom("target_geom").id
+        self._scene_cameras = {m.camera(i).name: (m.cam_pos[i].copy(), m.cam_quat[i].copy()) for i in range(m.ncam)}
         self.target_ball = m.geom("target_ball").id
         self.home_q = READY_Q.copy()
         self.home_quat = self._fk(READY_Q).quat
@@ -234,6 +236,34 @@ class ArmSimulation:
             renderer = self._renderers[(height, width)] = mujoco.Renderer(self.model, height, width)
         renderer.update_scene(self.data, camera=camera)
         return renderer.render()
+
+    def move_camera(self, camera: str, shift: Sequence[float] = (0.0, 0.0, 0.0),
+                    turn: Sequence[float] = (0.0, 0.0, 0.0)) -> None:
+        """Put ``camera`` where the scene has it, shifted by ``shift`` (m, in the frame of the body
+        it is fixed to: the world for ``front``, the hand for ``wrist``) and turned by ``turn``
+        (pan, tilt, roll in degrees: left about its up axis, up about its right axis, then about
+        its viewing axis). Offsets are from the scene's pose, so moving twice does not add up."""
+        if camera not in self._scene_cameras:
+            raise ValueError(f"the simulated rig has no camera {camera!r}; it has {self.camera_names()}")
+        shift, turn = np.asarray(shift, dtype=float), np.asarray(turn, dtype=float)
+        if shift.shape != (3,) or turn.shape != (3,) or not np.all(np.isfinite([*shift, *turn])):
+            raise ValueError(f"camera {camera!r}: shift and turn must be 3 finite numbers each, got {shift}, {turn}")
+        pos, quat = self._scene_cameras[camera]
+        for axis, degrees in zip(([0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]), turn, strict=True):
+            step, turned = np.empty(4), np.empty(4)
+            mujoco.mju_axisAngle2Quat(step, np.array(axis), np.radians(degrees))
+            mujoco.mju_mulQuat(turned, quat, step)  # about the camera's own (already turned) axes
+            quat = turned
+        cam = self.model.camera(camera).id
+        self.model.cam_pos[cam], self.model.cam_quat[cam] = pos + shift, quat
+        mujoco.mj_forward(self.model, self.data)
+
+    def set_cube_rgba(self, rgba: Sequence[float]) -> None:
+        """Paint the cube: ``rgba`` four numbers in [0, 1], alpha > 0 (a cube no camera sees is no task)."""
+        rgba = np.asarray(rgba, dtype=float)
+        if rgba.shape != (4,) or not np.all((rgba >= 0) & (rgba <= 1)) or rgba[3] <= 0:
+            raise ValueError(f"cube rgba must be [r, g, b, a], each in [0, 1] and a > 0, got {rgba.tolist()}")
+        self.model.geom_rgba[self.cube_geom] = rgba
 
     def camera_fovy(self, camera: str) -> float:
         return float(self.model.cam_fovy[self.model.camera(camera).id])
