@@ -4,11 +4,11 @@
                                  [--quick] [--json] [key=value ...]
 
 1. ``data``: pick_cube episodes at 32×32 pixels in one EpisodeStore, under the task's sparse
-   reward: ``--demos`` scripted-expert demos, ``--failed`` episodes of an expert that aims
-   5 cm beside the cube (it closes the gripper on nothing, again and again) and ``--half``
-   episodes of an expert that grasps, lifts the cube halfway and lets it fall (again and
-   again): the mix a real robot's recordings hold, where imitating everything averages good
-   actions with bad ones.
+   reward: ``--demos`` scripted-expert demos, ``--failed`` episodes of the expert closing the
+   gripper on the table 5 cm beside the cube and ``--half`` episodes of the expert lifting the
+   cube 4 cm (half way), letting go and going back to where it started (``NearMissExpert``'s
+   ``beside`` and ``drop``): the mix a real robot's recordings hold, where imitating
+   everything averages good actions with bad ones.
 2. ``bc``: ``robot-rl offline offline.method=bc`` on all of it; ``bc_success``.
 3. ``offline``: ``offline.method=calql`` (the default: Cal-QL critics, the policy's
    imitation weighted by the critics' advantage, AWAC-style) on the same data;
@@ -56,36 +56,11 @@ from robot_rl.rl.rollout import FunctionPolicy
 from robot_rl.rl.train import train_in_process
 from robot_rl.robots import make_env
 from robot_rl.schema import load_config
-from robot_rl.sim.expert import OPEN, ScriptedExpert
-from robot_rl.sim.simulation import CUBE_HALF_SIZE
+from robot_rl.sim.expert import NearMissExpert
 
 PIXELS = [f"cameras.{c}.{k}=[32,32]" for c in ("front", "wrist") for k in ("resolution", "size")]
 DEFAULT_OUT = Path(__file__).parent / "results" / "offline"
 DEFAULT_RUN_DIR = Path(__file__).parent.parent / "build" / "benchmarks" / "offline"
-BESIDE = np.array([0.0, 0.05, 0.0])  # where the failing expert aims, from the cube (m)
-
-
-class CubeSeenBeside:
-    """The simulation as the failing expert sees it: the cube ``BESIDE`` where it is."""
-
-    def __init__(self, sim):
-        self._sim = sim
-
-    def __getattr__(self, name):
-        return getattr(self._sim, name)
-
-    def cube_pos(self) -> np.ndarray:
-        return self._sim.cube_pos() + BESIDE
-
-
-class DropsHalfway(ScriptedExpert):
-    """The expert, but it opens the gripper once the cube is halfway up, then starts over."""
-
-    def _pick(self) -> tuple[np.ndarray, float]:
-        target, grip = super()._pick()
-        if self._phase == "lift" and self.sim.cube_pos()[2] > CUBE_HALF_SIZE + self.task.lift_height / 2:
-            return target, OPEN
-        return target, grip
 
 
 def record_flawed(cfg, path: Path, kind: str, episodes: int) -> Path:
@@ -93,11 +68,7 @@ def record_flawed(cfg, path: Path, kind: str, episodes: int) -> Path:
     env = with_reward_model(make_env(cfg), cfg)
     store = EpisodeStore.append_or_create(path, StoreSpec.from_spaces(env.observation_space, env.action_space.shape[0]))
     try:
-        if kind == "failed":
-            expert = ScriptedExpert(env, seed=cfg.seed)
-            expert.sim = CubeSeenBeside(expert.sim)
-        else:
-            expert = DropsHalfway(env, seed=cfg.seed)
+        expert = NearMissExpert(env, "beside" if kind == "failed" else "drop", seed=cfg.seed)
         seed = cfg.seed + (60_000 if kind == "failed" else 70_000)
         missing = episodes - len(store.episodes())
         Actor(env, FunctionPolicy(expert.act), store=store, seed=seed).run(max_episodes=max(missing, 0))
@@ -177,8 +148,8 @@ class Phases:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demos", type=int, default=50)
-    parser.add_argument("--failed", type=int, default=50, help="episodes of the expert that aims beside the cube")
-    parser.add_argument("--half", type=int, default=50, help="episodes of the expert that drops the cube halfway")
+    parser.add_argument("--failed", type=int, default=50, help="episodes closing the gripper beside the cube")
+    parser.add_argument("--half", type=int, default=50, help="episodes of the expert letting the cube go half way up")
     parser.add_argument("--offline-updates", type=int, default=2000)
     parser.add_argument("--finetune-steps", type=int, default=2000)
     parser.add_argument("--env-steps", type=int, default=4000, help="online budget of the run from scratch")
