@@ -39,7 +39,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -103,20 +103,33 @@ def saved(args: argparse.Namespace, arm: str, seed: int) -> dict | None:
 
 
 def run_all(args: argparse.Namespace) -> dict[tuple[str, int], dict]:
-    """Every arm and seed, reusing saved runs; ``same_expert_steps`` runs after the operator
-    run of its seed, whose operator steps it needs."""
+    """Every arm and seed, reusing saved runs. ``same_expert_steps`` needs the operator steps of
+    its seed's operator run: it is queued as soon as that run is done, and the operator runs
+    go first, so the last of them is not left waiting at the end."""
     results = {(arm, seed): r for arm in ARMS for seed in args.seeds if (r := saved(args, arm, seed))}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
-        first = {pool.submit(run_arm, args, arm, seed, 0): (arm, seed)
-                 for seed in args.seeds for arm in ("operator", "no_operator") if (arm, seed) not in results}
-        for future, key in first.items():
-            if key[0] == "operator":
-                results[key] = future.result()
-        second = {pool.submit(run_arm, args, "same_expert_steps", seed, results["operator", seed]["operator_steps"]):
-                  ("same_expert_steps", seed) for seed in args.seeds if ("same_expert_steps", seed) not in results}
-        for future, key in [*first.items(), *second.items()]:
-            results[key] = future.result()
+        pending: dict = {}
+
+        def submit(arm: str, seed: int) -> None:
+            steps = results["operator", seed]["operator_steps"] if arm == "same_expert_steps" else 0
+            pending[pool.submit(run_arm, args, arm, seed, steps)] = (arm, seed)
+
+        for seed in args.seeds:
+            if ("operator", seed) not in results:
+                submit("operator", seed)
+            elif ("same_expert_steps", seed) not in results:
+                submit("same_expert_steps", seed)
+        for seed in args.seeds:
+            if ("no_operator", seed) not in results:
+                submit("no_operator", seed)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                arm, seed = pending.pop(future)
+                results[arm, seed] = future.result()
+                if arm == "operator" and ("same_expert_steps", seed) not in results:
+                    submit("same_expert_steps", seed)
     return results
 
 
