@@ -107,11 +107,14 @@ def run_all(args: argparse.Namespace) -> dict[tuple[str, int], dict]:
     its seed's operator run: it is queued as soon as that run is done, and the operator runs
     go first, so the last of them is not left waiting at the end."""
     results = {(arm, seed): r for arm in ARMS for seed in args.seeds if (r := saved(args, arm, seed))}
+    skipped = {(arm, seed) for arm in ARMS if arm not in args.arms for seed in args.seeds}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
         pending: dict = {}
 
         def submit(arm: str, seed: int) -> None:
+            if (arm, seed) in skipped:
+                return
             steps = results["operator", seed]["operator_steps"] if arm == "same_expert_steps" else 0
             pending[pool.submit(run_arm, args, arm, seed, steps)] = (arm, seed)
 
@@ -160,6 +163,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="runs at once, each in its own process")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                        help="run only these arms (the table needs every arm's runs, saved or run here)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="finished runs' results (resume from here)")
     parser.add_argument("--work-dir", default=None, help="the runs' folders (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="one seed, 300 steps: the code path only")
@@ -174,6 +179,10 @@ def main() -> None:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     setup_logging()
     results = run_all(args)
+    missing = [f"{arm} seed {seed}" for arm in ARMS for seed in args.seeds if (arm, seed) not in results]
+    if missing:
+        raise SystemExit(f"hil_effect: no result yet for {', '.join(missing)}; run them (saved runs in {args.out} "
+                         "are reused)")
     summary = summarise(args, results)
     rows = [[arm, f"{s['steps_to_80_mean']:.0f} ± {s['steps_to_80_std']:.0f}", f"{s['reached']}/{s['seeds']}",
              s["final_success_mean"], s["operator_steps_mean"], s["demo_steps_mean"]]

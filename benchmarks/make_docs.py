@@ -29,14 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks.md"
 TIMEOUT_S = 1800
 
-#: name → the quick form's arguments (what `make benchmarks` runs; about 20 minutes in all on 2 cores)
+#: name → the quick form's arguments (what `make benchmarks` runs; about 25 minutes in all on 2 idle
+#: cores): the full form where it takes minutes, a smaller budget where the full one takes hours
 QUICK: dict[str, list[str]] = {
     "sim_speed": ["--steps", "300", "--episodes", "10"],
     "replay": [],
     "transport": ["--quick"],
-    "learner_speed": [],
-    "safety": [],
-    "reward_models": ["--quick"],
+    "learner_speed": ["--threads", "1"],
+    "safety": ["--quick"],
+    "reward_models": [],
     "learn_sim": ["--task", "reach", "--env-steps", "1000", "--eval-every", "500", "--eval-episodes", "10"],
     "hil_effect": ["--quick"],
     "offline": ["--quick"],
