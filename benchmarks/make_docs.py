@@ -29,16 +29,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "benchmarks.md"
 TIMEOUT_S = 1800
 
-#: name → the quick form's arguments (what `make benchmarks` runs; about 25 minutes in all on 2 idle
-#: cores): the full form where it takes minutes, a smaller budget where the full one takes hours
+#: name → the quick form's arguments (what `make benchmarks` runs; about 15 minutes in all on 2
+#: idle cores): smaller budgets than the full forms, so learning figures from them are smoke runs
 QUICK: dict[str, list[str]] = {
     "sim_speed": ["--steps", "300", "--episodes", "10"],
-    "replay": [],
+    "replay": ["--steps", "5000"],
     "transport": ["--quick"],
-    "learner_speed": ["--threads", "1"],
+    "learner_speed": ["--quick", "--threads", "1"],
     "safety": ["--quick"],
-    "reward_models": [],
-    "learn_sim": ["--task", "reach", "--env-steps", "1000", "--eval-every", "500", "--eval-episodes", "10"],
+    "reward_models": ["--quick"],
+    "learn_sim": ["--task", "reach", "--env-steps", "600", "--eval-every", "300", "--eval-episodes", "5"],
     "hil_effect": ["--quick"],
     "offline": ["--quick"],
     "learned_rewards": ["--demos", "4", "--failures", "4", "--env-steps", "300", "--eval-every", "300",
