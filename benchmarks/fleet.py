@@ -96,7 +96,8 @@ def run_fleet(n: int, seconds: float, root: Path) -> dict:
             data = replay.load_episode(info.index)
             received[(round(float(data["stamp"][0]), 6), info.length)] = info.length
     lost = sum(length for key, length in sent.items() if key not in received)
-    lines = [json.loads(line) for line in (learner_dir / "learner" / "metrics.jsonl").read_text().splitlines()]
+    metrics = learner_dir / "learner" / "metrics.jsonl"  # none when the run ended before the first log
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
     lags = [m["stream_lag_ms_p99"] for m in lines if "stream_lag_ms_p99" in m]
     lag_p99 = max(lags) if lags else None
     rate = (lines[-1]["updates"] - lines[0]["updates"]) / max(lines[-1]["time"] - lines[0]["time"], 1e-9) \

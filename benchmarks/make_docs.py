@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -43,8 +44,8 @@ QUICK: dict[str, list[str]] = {
     "offline": ["--quick"],
     "learned_rewards": ["--demos", "4", "--failures", "4", "--env-steps", "300", "--eval-every", "300",
                         "--eval-episodes", "2"],
-    "fleet": ["--actors", "1", "2", "--seconds", "10"],
-    "chaos": ["--env-steps", "600", "--learner-kills", "1", "--actor-kills", "1", "--gap", "5"],
+    "fleet": ["--actors", "1", "2", "--seconds", "20"],
+    "chaos": ["--env-steps", "600", "--learner-kills", "1", "--actor-kills", "1", "--gap", "3", "6"],
 }
 #: the long benchmarks whose full runs the page shows, from benchmarks/results/<name>.json
 FULL = ("hil_effect", "offline", "gpu")
@@ -53,6 +54,7 @@ FULL = ("hil_effect", "offline", "gpu")
 def run_quick(name: str) -> dict:
     command = [sys.executable, f"benchmarks/{name}.py", *QUICK[name], "--json"]
     shown = " ".join(["python", *command[1:]])
+    load = os.getloadavg()[0]  # what else the machine was running, for the timing figures
     started = time.perf_counter()
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -62,9 +64,11 @@ def run_quick(name: str) -> dict:
     wall = time.perf_counter() - started
     lines = out.rstrip("\n").splitlines()
     if ok and lines:
-        return {"name": name, "command": shown, "wall_s": round(wall), "table": "\n".join(lines[:-1]), "ok": True}
+        return {"name": name, "command": shown, "wall_s": round(wall), "load": load, "table": "\n".join(lines[:-1]),
+                "ok": True}
     reason = (err.strip().splitlines() or ["no output"])[-1]
-    return {"name": name, "command": shown, "wall_s": round(wall), "table": f"failed: {reason}", "ok": False}
+    return {"name": name, "command": shown, "wall_s": round(wall), "load": load, "table": f"failed: {reason}",
+            "ok": False}
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -87,7 +91,8 @@ def full_section(name: str) -> str:
 
 
 def quick_section(result: dict) -> str:
-    return (f"### {result['name']}\n\n`{result['command']}` ({result['wall_s']} s)\n\n"
+    return (f"### {result['name']}\n\n`{result['command']}` ({result['wall_s']} s; load average "
+            f"{result['load']:.1f} on {os.cpu_count()} cores when it started)\n\n"
             f"```text\n{result['table']}\n```\n")
 
 
