@@ -61,18 +61,27 @@ def test_bc_learns_the_recorded_actions():
     assert last < first / 10
 
 
+def _trained(batch: dict, **offline) -> SACAgent:
+    """An agent after 150 calql updates on ``batch`` (every metric finite on the way)."""
+    agent = _agent()
+    updater = OfflineUpdater(agent, OfflineConfig(method="calql", **offline))
+    for _ in range(150):
+        metrics = updater.update(batch)
+    assert all(np.isfinite(v) for v in metrics.values())
+    return agent
+
+
+def _features(agent: SACAgent, obs: dict) -> torch.Tensor:
+    images = agent.encoder.backbone_features(agent.camera_inputs(obs, augment=False))
+    return agent.encoder(images, obs["state"])
+
+
 def test_calql_values_the_data_above_actions_it_never_took():
     def gap_after(cql_alpha: float) -> float:
-        agent = _agent()
-        updater = OfflineUpdater(agent, OfflineConfig(method="calql", cql_alpha=cql_alpha))
         batch = _batch()
-        for _ in range(150):
-            metrics = updater.update(batch)
-        assert all(np.isfinite(v) for v in metrics.values())
+        agent = _trained(batch, cql_alpha=cql_alpha)
         with torch.no_grad():
-            obs = batch["obs"]
-            features = agent.encoder(agent.encoder.backbone_features(agent.camera_inputs(obs, augment=False)),
-                                     obs["state"])
+            features = _features(agent, batch["obs"])
             data_q = agent.critic(features, batch["action"]).mean()
             other = -batch["action"]  # the opposite action: never in the data
             return float(data_q - agent.critic(features, other).mean())
@@ -91,16 +100,9 @@ def test_advantage_weights_follow_the_good_half_of_mixed_data():
 
     def error_after(advantage_weight: float) -> float:
         torch.manual_seed(0)
-        agent = _agent()
-        updater = OfflineUpdater(agent, OfflineConfig(method="calql", advantage_weight=advantage_weight))
-        for _ in range(150):
-            metrics = updater.update(mixed)
-        assert all(np.isfinite(v) for v in metrics.values())
+        agent = _trained(mixed, advantage_weight=advantage_weight)
         with torch.no_grad():
-            obs = good["obs"]
-            features = agent.encoder(agent.encoder.backbone_features(agent.camera_inputs(obs, augment=False)),
-                                     obs["state"])
-            return float((agent.policy.mode(features) - good["action"]).abs().mean())
+            return float((agent.policy.mode(_features(agent, good["obs"])) - good["action"]).abs().mean())
 
     assert error_after(10.0) < 0.5 * error_after(0.0)
 
