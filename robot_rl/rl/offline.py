@@ -14,10 +14,11 @@ checkpoint is a starting point for ``robot-rl train init=...`` as it is:
   Calibration keeps the values at the scale of the data's returns: the conservative term
   stops pushing a policy action's Q once it is below the recorded return-to-go (Cal-QL),
   and a recorded action's TD target is floored at that return, a lower bound on its worth.
-  The TD backup carries no entropy bonus (CQL's default). The imitation is advantage-weighted
-  (AWAC, ``advantage_weight``): a recorded action counts exp(λ · (Q(s, a) − Q(s, π(s)))), so
-  on mixed data (expert demos beside failed and half-done episodes) the policy follows the
-  actions the critics value, where plain imitation averages good and bad ones. ``q_weight`` > 0 adds SAC's Q
+  The TD backup carries no entropy bonus (CQL's default). With ``advantage_weight`` λ > 0
+  the imitation is advantage-weighted (AWAC): a recorded action counts
+  exp(λ · (Q(s, a) − Q(s, π(s)))), so that on mixed data the policy would follow the actions
+  the critics value rather than average good and bad ones; 0 by default, since at λ = 10 it
+  has not yet beaten plain imitation on benchmarks/offline.py's mixed data. ``q_weight`` > 0 adds SAC's Q
   term to the policy (divided by the batch's mean |Q| above 1, as in TD3+BC), for data worse than
   an expert's; on expert demos it only pulled the policy off them (30 % against 90 % after
   500 updates at 0.1), so it is 0 by default.

@@ -101,7 +101,7 @@ class OfflineConfig:
     method: str = "calql"  # bc: the policy imitates the data | calql: Cal-QL critic, SAC policy plus a BC term
     updates: int = 20_000  # gradient updates in all (a resumed run continues to this count)
     q_weight: float = 0.0  # calql: the SAC (Q) term in the policy's loss next to imitation's 1 (0: the policy imitates)
-    advantage_weight: float = 10.0  # calql: imitation weighted by exp(this × advantage) (AWAC); 0: plain imitation
+    advantage_weight: float = 0.0  # calql: imitation weighted by exp(this × advantage) (AWAC); 0: plain imitation
     cql_alpha: float = 1.0  # calql: weight of the conservative term
     cql_samples: int = 4  # calql: actions per kind (random, policy at s, policy at s') in the conservative term
     calibrated: bool = True  # calql: values held at the scale of the data's returns-to-go (Cal-QL); false: CQL
