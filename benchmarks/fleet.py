@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -42,7 +43,7 @@ CONFIG = ["task=reach", "task.max_steps=25", "cameras.front.resolution=[32,32]",
           "train.eval_episodes=1", "learner.warmup_transitions=50", "learner.batch_size=32", "learner.utd_ratio=0.1",
           "learner.publish_every=20", "learner.checkpoint_every=1000", "agent.hidden=[64,64]",
           "agent.encoder_features=16", "logging.progress_bar=false", "train.threads=1", "logging.wandb=disabled"]
-TOKEN = "fleet-benchmark"
+TOKEN = secrets.token_hex(16)  # loopback only, fresh each run: never a literal in the repository
 
 
 def free_port() -> int:

@@ -36,6 +36,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import secrets
 import statistics
 import tempfile
 import time
@@ -65,7 +66,7 @@ from robot_rl.transport.arrays import encode_arrays
 from robot_rl.transport.client import LearnerClient, StepStreamer
 from robot_rl.transport.server import LearnerServer
 
-TOKEN = "benchmark"
+TOKEN = secrets.token_hex(16)  # loopback only, fresh each run: never a literal in the repository
 ENV = ["task=pick_cube", "cameras=sim"]  # two 128×128 cameras
 # the real learner program, recording, on the CPU, making no updates
 LEARNER = [*ENV, "learner.device=cpu", "learner.address=127.0.0.1:0", f"learner.token={TOKEN}",
